@@ -1,0 +1,182 @@
+"""CRM activities and the items they link to (A2-A6)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import ClassVar
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+from accounts.models import Company
+
+DEFAULT_ACTIVITY_TYPES: tuple[tuple[str, str], ...] = (
+    ("Call", "call"),
+    ("Meeting", "meeting"),
+    ("Task", "task"),
+    ("Deadline", "deadline"),
+    ("Email", "email"),
+    ("Lunch", "lunch"),
+)
+
+
+class Visibility(models.TextChoices):
+    EVERYONE = "everyone", "Visible to everyone"
+    OWNER = "owner", "Only owner"
+
+
+class ActivityType(models.Model):
+    """A2: six defaults per company, plus custom ones; deactivated types stay on old activities."""
+
+    class Icon(models.TextChoices):
+        CALL = "call", "Call"
+        MEETING = "meeting", "Meeting"
+        TASK = "task", "Task"
+        DEADLINE = "deadline", "Deadline"
+        EMAIL = "email", "Email"
+        LUNCH = "lunch", "Lunch"
+        OTHER = "other", "Other"
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="activity_types")
+    name = models.CharField(max_length=60)
+    icon = models.CharField(max_length=16, choices=Icon.choices, default=Icon.OTHER)
+    color = models.CharField(max_length=7, default="#4f6bed", help_text="Hex colour, e.g. #4f6bed")
+    is_active = models.BooleanField(default=True)
+    is_default = models.BooleanField(default=False, editable=False)
+    order = models.PositiveSmallIntegerField(default=100)
+
+    class Meta:
+        ordering = ("order", "name")
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=("company", "name"), name="activitytype_unique_name_per_company"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name if self.is_active else f"{self.name} (inactive)"
+
+
+class LinkedItem(models.Model):
+    """Common shape of deals, persons and organizations: an owner and a visibility (A5)."""
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="+")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    visibility = models.CharField(max_length=16, choices=Visibility.choices, default=Visibility.EVERYONE)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        abstract = True
+
+
+class Organization(LinkedItem):
+    name = models.CharField(max_length=200)
+    address = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ("name",)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Person(LinkedItem):
+    name = models.CharField(max_length=200)
+    email = models.EmailField(blank=True)
+    phone = models.CharField(max_length=40, blank=True)
+    organization = models.ForeignKey(Organization, on_delete=models.SET_NULL, null=True, blank=True)
+
+    class Meta:
+        ordering = ("name",)
+        verbose_name_plural = "persons"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Deal(LinkedItem):
+    title = models.CharField(max_length=200)
+    value = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+    currency = models.CharField(max_length=3, default="EUR")
+    person = models.ForeignKey(Person, on_delete=models.SET_NULL, null=True, blank=True)
+    organization = models.ForeignKey(Organization, on_delete=models.SET_NULL, null=True, blank=True)
+
+    class Meta:
+        ordering = ("title",)
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class SyncStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SYNCED = "synced", "Synced"
+    ERROR = "error", "Error"
+    SKIPPED = "skipped", "Skipped"
+
+
+class Activity(models.Model):
+    """A3. Timed activities keep an aware ``start_at``; all-day ones only ``due_date`` (A3, no time)."""
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="activities")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="activities")
+    type = models.ForeignKey(ActivityType, on_delete=models.PROTECT, related_name="activities")
+    subject = models.CharField(max_length=255)
+    due_date = models.DateField(help_text="The day, in the owner's time zone")
+    start_at = models.DateTimeField(null=True, blank=True, help_text="Empty for all-day activities")
+    duration = models.DurationField(null=True, blank=True)
+    location = models.CharField(max_length=255, blank=True)
+    note = models.TextField(blank=True)
+    participants = models.ManyToManyField(Person, blank=True, related_name="participating_in")
+    guests = models.JSONField(default=list, blank=True, help_text="E-mail addresses of guests")
+    deal = models.ForeignKey(Deal, on_delete=models.SET_NULL, null=True, blank=True, related_name="activities")
+    person = models.ForeignKey(
+        Person, on_delete=models.SET_NULL, null=True, blank=True, related_name="activities"
+    )
+    organization = models.ForeignKey(
+        Organization, on_delete=models.SET_NULL, null=True, blank=True, related_name="activities"
+    )
+    done = models.BooleanField(default=False)
+    busy = models.BooleanField(default=True, help_text="Busy (True) or free (False)")
+    visibility = models.CharField(max_length=16, choices=Visibility.choices, default=Visibility.EVERYONE)
+    sync_status = models.CharField(max_length=16, choices=SyncStatus.choices, null=True, blank=True)
+    sync_error = models.CharField(max_length=500, blank=True)
+    calendar_account = models.ForeignKey(
+        "calendarsync.CalendarAccount",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="activities",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("due_date", F("start_at").asc(nulls_first=True), "id")
+        verbose_name_plural = "activities"
+        indexes: ClassVar = [
+            models.Index(fields=("company", "due_date"), name="activity_company_due"),
+            models.Index(fields=("owner", "due_date"), name="activity_owner_due"),
+        ]
+        constraints: ClassVar = [
+            models.CheckConstraint(
+                condition=Q(duration__isnull=True) | Q(duration__gte=dt.timedelta(0)),
+                name="activity_duration_not_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.subject
+
+    @property
+    def is_all_day(self) -> bool:
+        return self.start_at is None
+
+    @property
+    def end_at(self) -> dt.datetime | None:
+        if self.start_at is None:
+            return None
+        return self.start_at + (self.duration or dt.timedelta(0))
+
+    @property
+    def is_private(self) -> bool:
+        return self.visibility == Visibility.OWNER

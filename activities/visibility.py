@@ -1,0 +1,68 @@
+"""The one place that decides which activities a user may see (A5) and which show as "Private" (A6).
+
+Everything that lists activities (views, calendar, export, search, admin for
+non-superusers) starts from :func:`visible_activities`. The checks are SQL
+conditions, never Python loops over rows.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django.db.models import BooleanField, Case, Q, QuerySet, Value, When
+
+from activities.models import Activity, Deal, Organization, Person, Visibility
+
+if TYPE_CHECKING:
+    from accounts.models import User
+
+PRIVATE_LABEL = "Private"
+
+
+def _linked_item_visible(user: User, prefix: str = "") -> Q:
+    """An item (deal, person, organization) is visible to everyone in its company, or to its owner."""
+    return Q(**{f"{prefix}visibility": Visibility.EVERYONE}) | Q(**{f"{prefix}owner": user})
+
+
+def _link_visible(user: User, field: str) -> Q:
+    return Q(**{f"{field}__isnull": True}) | _linked_item_visible(user, f"{field}__")
+
+
+def masked_condition(user: User) -> Q:
+    """A6: private activities of other users show only as a time block."""
+    return Q(visibility=Visibility.OWNER) & ~Q(owner=user)
+
+
+def visible_activities(user: User) -> QuerySet[Activity]:
+    """Activities ``user`` may see, each annotated with ``masked`` (True = show as "Private")."""
+    if not user.is_authenticated or user.company_id is None:
+        return Activity.objects.none()
+    return (
+        Activity.objects.filter(company_id=user.company_id)
+        .filter(_link_visible(user, "deal"), _link_visible(user, "person"), _link_visible(user, "organization"))
+        .annotate(
+            masked=Case(
+                When(masked_condition(user), then=Value(True)),
+                default=Value(False),
+                output_field=BooleanField(),
+            )
+        )
+    )
+
+
+def visible_deals(user: User) -> QuerySet[Deal]:
+    return Deal.objects.filter(_linked_item_visible(user), company_id=user.company_id)
+
+
+def visible_persons(user: User) -> QuerySet[Person]:
+    return Person.objects.filter(_linked_item_visible(user), company_id=user.company_id)
+
+
+def visible_organizations(user: User) -> QuerySet[Organization]:
+    return Organization.objects.filter(_linked_item_visible(user), company_id=user.company_id)
+
+
+def search_condition(user: User, text: str) -> Q:
+    """Free-text search that never matches hidden fields of a masked activity (A6)."""
+    matches = Q(subject__icontains=text) | Q(location__icontains=text) | Q(note__icontains=text)
+    return matches & ~masked_condition(user)

@@ -1,0 +1,77 @@
+"""Credential encryption at rest (C7): MultiFernet over FIELD_ENCRYPTION_KEYS.
+
+The first key encrypts; every key decrypts, so keys rotate by prepending a new one
+and running ``manage.py rotate_credentials``.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+
+
+@lru_cache(maxsize=4)
+def _fernet(keys: tuple[str, ...]) -> MultiFernet:
+    return MultiFernet([Fernet(key.encode()) for key in keys])
+
+
+def fernet() -> MultiFernet:
+    return _fernet(tuple(settings.FIELD_ENCRYPTION_KEYS))
+
+
+def encrypt_text(plain: str) -> str:
+    return fernet().encrypt(plain.encode()).decode()
+
+
+def decrypt_text(token: str) -> str:
+    try:
+        return fernet().decrypt(token.encode()).decode()
+    except InvalidToken as exc:
+        raise ValidationError("Stored credentials cannot be decrypted with FIELD_ENCRYPTION_KEYS") from exc
+
+
+def rotate_text(token: str) -> str:
+    return fernet().rotate(token.encode()).decode()
+
+
+class Secret(dict[str, Any]):
+    """A credentials dict whose repr never shows its values (logs, error pages)."""
+
+    def __repr__(self) -> str:
+        return f"<Secret keys={sorted(self)}>"
+
+    __str__ = __repr__
+
+
+class EncryptedJSONField(models.TextField):  # type: ignore[type-arg]
+    """Stores a JSON object encrypted; the Python value is a ``Secret`` dict."""
+
+    description = "Encrypted JSON object"
+
+    def from_db_value(self, value: str | None, expression: object, connection: object) -> Secret | None:
+        if value is None or value == "":
+            return None
+        return Secret(json.loads(decrypt_text(value)))
+
+    def to_python(self, value: Any) -> Secret | None:
+        if value is None or isinstance(value, Secret):
+            return value
+        if isinstance(value, dict):
+            return Secret(value)
+        return Secret(json.loads(decrypt_text(str(value))))
+
+    def get_prep_value(self, value: Any) -> str | None:
+        if value is None:
+            return None
+        return encrypt_text(json.dumps(dict(value), sort_keys=True))
+
+    def value_to_string(self, obj: models.Model) -> str:
+        # Serialisation (dumpdata) keeps the ciphertext, never the plain value.
+        value = self.value_from_object(obj)
+        return self.get_prep_value(value) or ""
