@@ -159,3 +159,15 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
+
+# Google Calendar (C3). Production defaults are Google's own endpoints; `make run` and the
+# tests point them at the local emulator (calendarsync/emulators/google.py).
+GOOGLE_CLIENT_ID = env_str("GOOGLE_CLIENT_ID", "")
+GOOGLE_CLIENT_SECRET = env_str("GOOGLE_CLIENT_SECRET", "")
+GOOGLE_AUTH_URI = env_str("GOOGLE_AUTH_URI", "https://accounts.google.com/o/oauth2/auth")
+GOOGLE_TOKEN_URI = env_str("GOOGLE_TOKEN_URI", "https://oauth2.googleapis.com/token")
+GOOGLE_REVOKE_URI = env_str("GOOGLE_REVOKE_URI", "https://oauth2.googleapis.com/revoke")
+GOOGLE_API_BASE_URL = env_str("GOOGLE_API_BASE_URL", "https://www.googleapis.com/")
+GOOGLE_BATCH_URI = env_str("GOOGLE_BATCH_URI", "https://www.googleapis.com/batch/calendar/v3")
+GOOGLE_CALENDAR_SCOPE = "https://www.googleapis.com/auth/calendar"
+GOOGLE_SCOPES = ["openid", "https://www.googleapis.com/auth/userinfo.email", GOOGLE_CALENDAR_SCOPE]

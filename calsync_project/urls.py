@@ -7,5 +7,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("preferences/", include("accounts.urls")),
+    path("preferences/calendar-sync/", include("calendarsync.urls")),
     path("activities/", include("activities.urls")),
 ]
