@@ -1,4 +1,8 @@
 from django.urls import path
 
+from accounts import views
+
 app_name = "accounts"
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.preferences, name="preferences"),
+]

@@ -1,4 +1,8 @@
 from django.urls import path
 
+from calendarsync import views
+
 app_name = "calendarsync"
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.page, name="page"),
+]

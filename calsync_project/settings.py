@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import django_stubs_ext
 from celery.schedules import crontab
 
 from calsync_project.env import (
@@ -17,6 +18,9 @@ from calsync_project.env import (
     env_str,
     env_time_zone,
 )
+
+# Lets app code write generic types such as ModelForm[User] and QuerySet[Activity].
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("CALSYNC_VAR_DIR", str(BASE_DIR / "var")))
@@ -115,6 +119,8 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
+# Serve straight from the app folders too, so `make run` needs no collectstatic step.
+WHITENOISE_USE_FINDERS = True
 
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)

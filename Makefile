@@ -1,0 +1,55 @@
+# Two commands: `make run` and `make test`. Each sets up what it needs on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+EMULATOR_PORT ?= 8701
+EMULATOR := http://127.0.0.1:$(EMULATOR_PORT)
+
+# Local run: embedded defaults (SQLite, filesystem broker) and the Google emulator.
+RUN_ENV := DEBUG=1 \
+	OAUTHLIB_INSECURE_TRANSPORT=1 \
+	GOOGLE_CLIENT_ID=calsync-local-client GOOGLE_CLIENT_SECRET=calsync-local-secret \
+	GOOGLE_AUTH_URI=$(EMULATOR)/o/oauth2/auth GOOGLE_TOKEN_URI=$(EMULATOR)/token \
+	GOOGLE_REVOKE_URI=$(EMULATOR)/revoke GOOGLE_API_BASE_URL=$(EMULATOR)/ \
+	GOOGLE_BATCH_URI=$(EMULATOR)/batch/calendar/v3
+
+.PHONY: run test lint typecheck install install-dev browser
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.runtime: requirements.txt | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements.txt requirements-dev.txt | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.runtime
+install-dev: $(VENV)/.dev
+
+# Debian's Chromium for the real-browser tests (Playwright cannot download its own browser here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "Installing Debian's chromium for browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
+
+run: $(VENV)/.runtime
+	mkdir -p var
+	$(RUN_ENV) $(PY) manage.py migrate --noinput
+	$(RUN_ENV) $(PY) manage.py seed_demo
+	$(RUN_ENV) $(PY) manage.py run_stack --emulator-port $(EMULATOR_PORT)
+
+test: $(VENV)/.dev browser
+	mkdir -p var
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(VENV)/.dev
+	$(VENV)/bin/mypy .
