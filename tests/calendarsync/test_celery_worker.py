@@ -34,12 +34,13 @@ def _redis_url() -> str:
 def _run_worker_until_heartbeat(broker_url: str, var_dir: Path, name: str) -> None:
     transport_options = {}
     if broker_url.startswith("filesystem://"):
-        for sub in ("queue", "processed"):
+        for sub in ("queue", "processed", "control"):
             (var_dir / "broker" / sub).mkdir(parents=True, exist_ok=True)
         transport_options = {
             "data_folder_in": str(var_dir / "broker" / "queue"),
             "data_folder_out": str(var_dir / "broker" / "queue"),
             "processed_folder": str(var_dir / "broker" / "processed"),
+            "control_folder": str(var_dir / "broker" / "control"),
         }
     env = {
         **os.environ,

@@ -34,6 +34,7 @@ class Command(BaseCommand):
         }  # fmt: skip
         (settings.VAR_DIR / "broker" / "queue").mkdir(parents=True, exist_ok=True)
         (settings.VAR_DIR / "broker" / "processed").mkdir(parents=True, exist_ok=True)
+        (settings.VAR_DIR / "broker" / "control").mkdir(parents=True, exist_ok=True)
         processes = {name: subprocess.Popen(argv, env=os.environ.copy()) for name, argv in commands.items()}  # noqa: S603
         self.stdout.write(
             self.style.SUCCESS(
