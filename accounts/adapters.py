@@ -4,7 +4,7 @@ from allauth.account.adapter import DefaultAccountAdapter
 from django.http import HttpRequest
 
 
-class CompanyAccountAdapter(DefaultAccountAdapter):
+class CompanyAccountAdapter(DefaultAccountAdapter):  # type: ignore[misc]  # allauth ships no types
     """Users are invited by their company's admin (Django admin); there is no public sign-up."""
 
     def is_open_for_signup(self, request: HttpRequest) -> bool:

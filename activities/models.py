@@ -128,7 +128,9 @@ class Activity(models.Model):
     note = models.TextField(blank=True)
     participants = models.ManyToManyField(Person, blank=True, related_name="participating_in")
     guests = models.JSONField(default=list, blank=True, help_text="E-mail addresses of guests")
-    deal = models.ForeignKey(Deal, on_delete=models.SET_NULL, null=True, blank=True, related_name="activities")
+    deal = models.ForeignKey(
+        Deal, on_delete=models.SET_NULL, null=True, blank=True, related_name="activities"
+    )
     person = models.ForeignKey(
         Person, on_delete=models.SET_NULL, null=True, blank=True, related_name="activities"
     )
@@ -138,7 +140,10 @@ class Activity(models.Model):
     done = models.BooleanField(default=False)
     busy = models.BooleanField(default=True, help_text="Busy (True) or free (False)")
     visibility = models.CharField(max_length=16, choices=Visibility.choices, default=Visibility.EVERYONE)
-    sync_status = models.CharField(max_length=16, choices=SyncStatus.choices, null=True, blank=True)
+    # NULL = not part of any sync (never connected), distinct from every status below.
+    sync_status = models.CharField(  # noqa: DJ001
+        max_length=16, choices=SyncStatus.choices, null=True, blank=True
+    )
     sync_error = models.CharField(max_length=500, blank=True)
     calendar_account = models.ForeignKey(
         "calendarsync.CalendarAccount",

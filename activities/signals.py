@@ -12,7 +12,9 @@ from activities.models import DEFAULT_ACTIVITY_TYPES, ActivityType
 
 
 @receiver(post_save, sender=Company, dispatch_uid="activities.default_types")
-def create_default_activity_types(sender: type[Company], instance: Company, created: bool, **kwargs: Any) -> None:
+def create_default_activity_types(
+    sender: type[Company], instance: Company, created: bool, **kwargs: Any
+) -> None:
     if not created or kwargs.get("raw"):
         return
     ActivityType.objects.bulk_create(

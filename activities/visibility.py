@@ -39,7 +39,9 @@ def visible_activities(user: User) -> QuerySet[Activity]:
         return Activity.objects.none()
     return (
         Activity.objects.filter(company_id=user.company_id)
-        .filter(_link_visible(user, "deal"), _link_visible(user, "person"), _link_visible(user, "organization"))
+        .filter(
+            _link_visible(user, "deal"), _link_visible(user, "person"), _link_visible(user, "organization")
+        )
         .annotate(
             masked=Case(
                 When(masked_condition(user), then=Value(True)),
@@ -51,14 +53,20 @@ def visible_activities(user: User) -> QuerySet[Activity]:
 
 
 def visible_deals(user: User) -> QuerySet[Deal]:
+    if user.company_id is None:
+        return Deal.objects.none()
     return Deal.objects.filter(_linked_item_visible(user), company_id=user.company_id)
 
 
 def visible_persons(user: User) -> QuerySet[Person]:
+    if user.company_id is None:
+        return Person.objects.none()
     return Person.objects.filter(_linked_item_visible(user), company_id=user.company_id)
 
 
 def visible_organizations(user: User) -> QuerySet[Organization]:
+    if user.company_id is None:
+        return Organization.objects.none()
     return Organization.objects.filter(_linked_item_visible(user), company_id=user.company_id)
 
 

@@ -28,7 +28,9 @@ class AccountState(models.TextChoices):
 class CalendarAccount(models.Model):
     """One external calendar account of a user; at most one connected at a time (C6)."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="calendar_accounts")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="calendar_accounts"
+    )
     provider = models.CharField(max_length=16, choices=Provider.choices)
     email = models.EmailField()
     state = models.CharField(max_length=32, choices=AccountState.choices, default=AccountState.ACTIVE)
@@ -64,7 +66,9 @@ class RemoteCalendar(models.Model):
     class Meta:
         ordering = ("-is_primary", "name")
         constraints: ClassVar = [
-            models.UniqueConstraint(fields=("account", "external_id"), name="remotecalendar_unique_per_account"),
+            models.UniqueConstraint(
+                fields=("account", "external_id"), name="remotecalendar_unique_per_account"
+            ),
         ]
 
     def __str__(self) -> str:

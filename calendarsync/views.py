@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
+from accounts.auth import AuthedHttpRequest
 from accounts.models import User
 from calendarsync.models import CalendarAccount
 
@@ -17,8 +18,7 @@ def connected_account(user: User) -> CalendarAccount | None:
 
 @login_required
 @require_http_methods(["GET"])
-def page(request: HttpRequest) -> HttpResponse:
-    assert isinstance(request.user, User)
+def page(request: AuthedHttpRequest) -> HttpResponse:
     return render(
         request,
         "calendarsync/page.html",

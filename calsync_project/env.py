@@ -58,7 +58,9 @@ def env_time_zone(name: str, default: str) -> str:
     try:
         zoneinfo.ZoneInfo(value)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-        raise ImproperlyConfigured(f"{name} must be an IANA time zone such as Europe/Berlin, got {value!r}") from exc
+        raise ImproperlyConfigured(
+            f"{name} must be an IANA time zone such as Europe/Berlin, got {value!r}"
+        ) from exc
     return value
 
 
@@ -77,9 +79,7 @@ def env_broker_url(name: str, default: str) -> str:
     value = os.environ.get(name, default)
     scheme = value.split("://", 1)[0] if "://" in value else ""
     if scheme not in {"filesystem", "redis", "rediss", "amqp", "amqps", "pyamqp", "memory"}:
-        raise ImproperlyConfigured(
-            f"{name} must be a redis://, amqp:// or filesystem:// URL, got {value!r}"
-        )
+        raise ImproperlyConfigured(f"{name} must be a redis://, amqp:// or filesystem:// URL, got {value!r}")
     return value
 
 

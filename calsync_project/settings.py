@@ -26,7 +26,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("CALSYNC_VAR_DIR", str(BASE_DIR / "var")))
 
 # Development-only fallbacks; `manage.py check --deploy` refuses them (calsync_project.checks).
-DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me-0123456789abcdef"
+DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me-0123456789abcdef"  # noqa: S105 (refused by --deploy)
 DEV_FERNET_KEY = "ZGV2LW9ubHktZmVybmV0LWtleS1jaGFuZ2UtbWUtISE="
 
 SECRET_KEY = env_str("SECRET_KEY", DEV_SECRET_KEY)

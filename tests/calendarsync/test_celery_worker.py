@@ -48,8 +48,19 @@ def _run_worker_until_heartbeat(broker_url: str, var_dir: Path, name: str) -> No
         "CELERY_BROKER_URL": broker_url,
         "CALSYNC_VAR_DIR": str(var_dir),
     }
-    worker = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "celery", "-A", "calsync_project", "worker", "--pool", "solo", "-l", "WARNING"],
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "calsync_project",
+            "worker",
+            "--pool",
+            "solo",
+            "-l",
+            "WARNING",
+        ],
         cwd=settings.BASE_DIR,
         env=env,
     )
