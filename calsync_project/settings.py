@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -85,7 +86,8 @@ TEMPLATES = [
 DATABASES = {"default": env_database("DATABASE_URL", f"sqlite:///{VAR_DIR / 'calsync.sqlite3'}")}
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A file-backed test database lets subprocesses (Celery worker tests) see test data.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test_calsync.sqlite3")}
+    # One file per test process, so parallel runs never share (and clobber) a test database.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test_calsync_{os.getpid()}.sqlite3")}
     DATABASES["default"]["OPTIONS"] = {"timeout": 20}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -165,6 +167,12 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {
+        # These log whole token requests and responses at DEBUG: credentials never reach logs (C7).
+        "requests_oauthlib": {"level": "WARNING"},
+        "oauthlib": {"level": "WARNING"},
+        "msal": {"level": "WARNING"},
+    },
 }
 
 # Google Calendar (C3). Production defaults are Google's own endpoints; `make run` and the
