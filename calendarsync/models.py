@@ -83,3 +83,65 @@ class Heartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.beat_at:%Y-%m-%d %H:%M:%S}"
+
+
+class SyncType(models.TextChoices):
+    TWO_WAY = "two_way", "Two-way sync"
+    ONE_WAY = "one_way", "One-way sync (CRM to calendar only)"
+
+
+class ExternalVisibility(models.TextChoices):
+    EVERYONE = "everyone", "Visible to everyone"
+    ONLY_ME = "only_me", "Visible only to you"
+
+
+class PrivateEvents(models.TextChoices):
+    EVERYONE = "everyone", "Visible to everyone"
+    ONLY_ME = "only_me", "Visible only to you (others see a busy block)"
+    SKIP = "skip", "Don't sync"
+
+
+class SyncPreferences(models.Model):
+    """The options of a connected account (O1-O7); defaults are what a new user expects."""
+
+    account = models.OneToOneField(CalendarAccount, on_delete=models.CASCADE, related_name="preferences")
+    calendar = models.ForeignKey(
+        RemoteCalendar, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    sync_type = models.CharField(max_length=16, choices=SyncType.choices, default=SyncType.TWO_WAY)
+    incoming_type = models.ForeignKey(
+        "activities.ActivityType", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    outgoing_types = models.ManyToManyField("activities.ActivityType", blank=True, related_name="+")
+    external_visibility = models.CharField(
+        max_length=16, choices=ExternalVisibility.choices, default=ExternalVisibility.EVERYONE
+    )
+    private_events = models.CharField(max_length=16, choices=PrivateEvents.choices, default=PrivateEvents.ONLY_ME)
+    include_details = models.BooleanField(default=True)
+    sync_started_at = models.DateTimeField(null=True, blank=True)
+    sync_stopped_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "sync preferences"
+
+    def __str__(self) -> str:
+        return f"Preferences of {self.account}"
+
+
+class AuditEvent(models.Model):
+    """Who did what to a calendar account, and when (connect, preferences, start, stop, ...)."""
+
+    account = models.ForeignKey(CalendarAccount, on_delete=models.CASCADE, related_name="audit_events")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    action = models.CharField(max_length=40)
+    detail = models.JSONField(default=dict, blank=True)
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ("-at", "-id")
+
+    def __str__(self) -> str:
+        return f"{self.action} on {self.account} by {self.actor}"
