@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
+from collections.abc import Mapping
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -49,8 +50,11 @@ class Secret(dict[str, Any]):
     __str__ = __repr__
 
 
-class EncryptedJSONField(models.TextField):  # type: ignore[type-arg]
-    """Stores a JSON object encrypted; the Python value is a ``Secret`` dict."""
+class EncryptedJSONField(models.Field[Mapping[str, Any] | None, Secret | None]):
+    """Stores a JSON object encrypted in a text column; the Python value is a ``Secret`` dict."""
+
+    def get_internal_type(self) -> str:
+        return "TextField"
 
     description = "Encrypted JSON object"
 

@@ -32,7 +32,7 @@ def account(owner: User) -> CalendarAccount:
         provider=Provider.GOOGLE,
         email="owner@gmail.test",
         # The stubs see a TextField; EncryptedJSONField takes a dict.
-        credentials={"refresh_token": SECRET, "access_token": "ya29.SECRET-ACCESS"},  # type: ignore[misc]
+        credentials={"refresh_token": SECRET, "access_token": "ya29.SECRET-ACCESS"},
         last_synced_at=timezone.now(),
     )
     RemoteCalendar.objects.create(
@@ -43,7 +43,7 @@ def account(owner: User) -> CalendarAccount:
 
 @pytest.fixture
 def foreign_account(outsider: User) -> CalendarAccount:
-    return CalendarAccount.objects.create(  # type: ignore[misc]  # credentials: see account()
+    return CalendarAccount.objects.create(
         user=outsider,
         provider=Provider.MICROSOFT,
         email="outsider@globex.test",
