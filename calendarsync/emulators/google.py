@@ -1,0 +1,349 @@
+"""A stateful local emulator of Google's wire protocol: OAuth 2.0 and Calendar API v3.
+
+`GoogleEmulator()` is a WSGI application; serve it with `EmulatorServer` and point the app's
+settings at it (GOOGLE_AUTH_URI = {base}/o/oauth2/auth, GOOGLE_TOKEN_URI = {base}/token,
+GOOGLE_REVOKE_URI = {base}/revoke, GOOGLE_API_BASE_URL = {base}/, GOOGLE_BATCH_URI =
+{base}/batch/calendar/v3). Tests drive the emulated Google side through the Python methods
+below; the same controls are served as JSON under /_control/ and a demo page at /.
+
+The semantics follow https://developers.google.com/calendar/api/v3/reference and
+https://developers.google.com/identity/protocols/oauth2/web-server (see PROVIDERS.md).
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+from wsgiref.types import StartResponse, WSGIEnvironment
+
+from calendarsync.emulators.google_calendar import (
+    batch_response,
+    endpoint_name,
+    handle_calendar_request,
+    parse_batch,
+)
+from calendarsync.emulators.google_events import (
+    as_instant,
+    delete_event,
+    insert_event,
+    render,
+    timing_of,
+    update_event,
+)
+from calendarsync.emulators.google_http import ApiError, JsonDict, Request, Response
+from calendarsync.emulators.google_oauth import OAuthEndpoints
+from calendarsync.emulators.google_pages import handle_control, handle_demo
+from calendarsync.emulators.google_state import Calendar, EmulatorState, OAuthClient
+from calendarsync.emulators.server import DropConnection
+
+__all__ = ["FAULT_KINDS", "ApiError", "GoogleEmulator"]
+
+FAULT_KINDS = ("500", "503", "429", "403-rate", "403-user-rate", "timeout", "reset")
+DEFAULT_TIMEOUT_SECONDS = 5.0
+
+_OAUTH_ROUTES = {
+    ("o", "oauth2", "auth"): "auth",
+    ("o", "oauth2", "v2", "auth"): "auth",
+    ("token",): "token",
+    ("o", "oauth2", "token"): "token",
+    ("revoke",): "revoke",
+    ("o", "oauth2", "revoke"): "revoke",
+    ("oauth2", "v2", "userinfo"): "userinfo",
+    ("oauth2", "v3", "userinfo"): "userinfo",
+    ("userinfo", "v2", "me"): "userinfo",
+}
+
+
+@dataclass
+class Fault:
+    kind: str
+    remaining: int
+    path_contains: str | None
+    retry_after: int
+    method: str | None
+
+    def matches(self, req: Request) -> bool:
+        if self.method is not None and req.method != self.method.upper():
+            return False
+        return self.path_contains is None or self.path_contains in req.path
+
+
+class GoogleEmulator:
+    """Google's OAuth and Calendar API for tests and local development, as a WSGI app."""
+
+    def __init__(self) -> None:
+        self.state = EmulatorState()
+        self.oauth = OAuthEndpoints(self.state)
+        self.timeout_seconds = DEFAULT_TIMEOUT_SECONDS
+        self._faults: list[Fault] = []
+        self._counts: Counter[str] = Counter()
+        self._wake = threading.Event()
+
+    # -- WSGI ----------------------------------------------------------------------------------
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        response = self.handle(Request.from_environ(environ))
+        start_response(response.status_line, response.header_list())
+        return [response.body]
+
+    def handle(self, req: Request) -> Response:
+        """Serve one request (raises DropConnection for an injected connection reset)."""
+        try:
+            return self._route(req)
+        except ApiError as error:
+            return error.to_response()
+
+    def _route(self, req: Request) -> Response:
+        segments = req.segments
+        if segments[:2] == ["calendar", "v3"]:
+            return self._calendar_call(req, None)
+        if segments in (["batch", "calendar", "v3"], ["batch"]):
+            if req.method != "POST":
+                raise ApiError(405, "httpMethodNotAllowed", "Method Not Allowed")
+            return self._batch(req)
+        oauth_endpoint = _OAUTH_ROUTES.get(tuple(segments))
+        if oauth_endpoint is not None:
+            if oauth_endpoint != "auth" or req.method == "GET":
+                self._count(oauth_endpoint)
+            with self.state.lock:
+                if oauth_endpoint == "auth":
+                    return self.oauth.authorize(req)
+                if oauth_endpoint == "token":
+                    return self.oauth.token(req)
+                if oauth_endpoint == "revoke":
+                    return self.oauth.revoke(req)
+                return self.oauth.userinfo(req)
+        if segments[:1] == ["_control"]:
+            return handle_control(self, req)
+        if not segments or segments[0] == "_demo":
+            return handle_demo(self, req)
+        raise ApiError(404, "notFound", "Not Found")
+
+    def _calendar_call(self, req: Request, fallback_authorization: str | None) -> Response:
+        name = endpoint_name(req.method, req.segments[2:])
+        if name:
+            self._count(name)
+        fault = self._take_fault(req)
+        if fault is not None:
+            return self._fault_response(fault)
+        with self.state.lock:
+            try:
+                return handle_calendar_request(self.state, req, name, fallback_authorization)
+            except ApiError as error:
+                return error.to_response()
+
+    def _batch(self, req: Request) -> Response:
+        self._count("batch")
+        fault = self._take_fault(req)
+        if fault is not None:
+            return self._fault_response(fault)
+        parts = parse_batch(req)
+        outer_authorization = req.header("authorization")
+        responses: list[tuple[str | None, Response]] = []
+        for part in parts:
+            if part.request.segments[:2] == ["calendar", "v3"]:
+                response = self._calendar_call(part.request, outer_authorization)
+            else:
+                response = ApiError(404, "notFound", "Not Found").to_response()
+            responses.append((part.content_id, response))
+        return batch_response(responses)
+
+    # -- faults and counts -----------------------------------------------------------------------
+
+    def _count(self, name: str) -> None:
+        with self.state.lock:
+            self._counts[name] += 1
+
+    def _take_fault(self, req: Request) -> Fault | None:
+        with self.state.lock:
+            for fault in self._faults:
+                if fault.remaining > 0 and fault.matches(req):
+                    fault.remaining -= 1
+                    if fault.remaining == 0:
+                        self._faults.remove(fault)
+                    return fault
+        return None
+
+    def _fault_response(self, fault: Fault) -> Response:
+        retry_after = [("Retry-After", str(fault.retry_after))]
+        if fault.kind == "reset":
+            raise DropConnection
+        if fault.kind == "timeout":
+            # Outside the state lock: other requests go on while this one hangs.
+            self._wake.wait(self.timeout_seconds)
+            error = ApiError(503, "backendError", "The service is currently unavailable.")
+        elif fault.kind == "500":
+            error = ApiError(500, "backendError", "Backend Error")
+        elif fault.kind == "503":
+            error = ApiError(
+                503, "backendError", "The service is currently unavailable.", headers=retry_after
+            )
+        elif fault.kind == "429":
+            error = ApiError(
+                429, "rateLimitExceeded", "Rate Limit Exceeded", domain="usageLimits", headers=retry_after
+            )
+        elif fault.kind == "403-rate":
+            error = ApiError(
+                403, "rateLimitExceeded", "Rate Limit Exceeded", domain="usageLimits", headers=retry_after
+            )
+        else:
+            error = ApiError(
+                403,
+                "userRateLimitExceeded",
+                "User Rate Limit Exceeded",
+                domain="usageLimits",
+                headers=retry_after,
+            )
+        return error.to_response()
+
+    def inject_faults(
+        self,
+        kind: str,
+        count: int = 1,
+        path_contains: str | None = None,
+        retry_after: int = 1,
+        method: str | None = None,
+    ) -> None:
+        """Make the next `count` matching Calendar API or batch requests fail with `kind`.
+
+        A batch request is matched itself first, then each of its parts. `path_contains` is
+        matched against the request path, `method` (optional) against the HTTP method.
+        """
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; expected one of {FAULT_KINDS}")
+        if count < 1:
+            raise ValueError("count must be positive")
+        with self.state.lock:
+            self._faults.append(Fault(kind, count, path_contains, retry_after, method))
+
+    def clear_faults(self) -> None:
+        with self.state.lock:
+            self._faults.clear()
+
+    def request_counts(self) -> dict[str, int]:
+        with self.state.lock:
+            return dict(self._counts)
+
+    def reset_counts(self) -> None:
+        with self.state.lock:
+            self._counts.clear()
+
+    def reset(self) -> None:
+        """Forget everything: users, clients, tokens, events, faults, counts, settings."""
+        with self.state.lock:
+            self.state.reset()
+            self._faults.clear()
+            self._counts.clear()
+            self.timeout_seconds = DEFAULT_TIMEOUT_SECONDS
+            # Release requests hanging in a "timeout" fault.
+            self._wake.set()
+            self._wake = threading.Event()
+
+    # -- the emulated Google side (tests and demo) ---------------------------------------------
+
+    def register_client(
+        self, client_id: str, client_secret: str, redirect_uris: list[str] | None = None
+    ) -> None:
+        """Register an OAuth client; redirect_uris None allows any loopback redirect URI."""
+        with self.state.lock:
+            self.state.clients[client_id] = OAuthClient(
+                client_id, client_secret, list(redirect_uris) if redirect_uris is not None else None
+            )
+
+    def add_user(self, email: str) -> None:
+        """Add a Google account with its primary calendar (id and summary are the e-mail)."""
+        with self.state.lock:
+            self.state.add_user(email)
+
+    def add_calendar(self, email: str, calendar_id: str, summary: str) -> None:
+        with self.state.lock:
+            self.state.add_calendar(email, calendar_id, summary)
+
+    def user_emails(self) -> list[str]:
+        with self.state.lock:
+            return list(self.state.users)
+
+    def issue_tokens(self, email: str, scopes: list[str], client_id: str) -> dict[str, Any]:
+        """Tokens as the token endpoint would give after consent (access, refresh, expires_in...)."""
+        with self.state.lock:
+            self.state.user(email)
+            if client_id not in self.state.clients:
+                raise KeyError(f"no registered OAuth client {client_id!r}")
+            return self.oauth.token_response(
+                self.state.user(email).email, client_id, list(scopes), refresh_token=None, issue_refresh=True
+            )
+
+    def _user_calendar(self, email: str, calendar_id: str) -> Calendar:
+        self.state.user(email)
+        try:
+            return self.state.calendar(email, calendar_id)
+        except ApiError:
+            raise KeyError(f"{email!r} has no calendar {calendar_id!r}") from None
+
+    def user_create_event(
+        self, email: str, body: dict[str, Any], calendar_id: str = "primary"
+    ) -> dict[str, Any]:
+        """Create an event as the user does in Google Calendar; raises ApiError on a bad body."""
+        with self.state.lock:
+            calendar = self._user_calendar(email, calendar_id)
+            return render(insert_event(self.state, calendar, body, lenient=True))
+
+    def user_update_event(
+        self, email: str, event_id: str, changes: dict[str, Any], calendar_id: str = "primary"
+    ) -> dict[str, Any]:
+        """Change an event as the user does (patch semantics: only the given fields change)."""
+        with self.state.lock:
+            calendar = self._user_calendar(email, calendar_id)
+            if event_id not in calendar.events:
+                raise KeyError(f"no event {event_id!r} in {calendar.id!r}")
+            return render(update_event(self.state, calendar, event_id, changes, patch=True, lenient=True))
+
+    def user_delete_event(self, email: str, event_id: str, calendar_id: str = "primary") -> None:
+        with self.state.lock:
+            calendar = self._user_calendar(email, calendar_id)
+            if event_id not in calendar.events:
+                raise KeyError(f"no event {event_id!r} in {calendar.id!r}")
+            delete_event(self.state, calendar, event_id)
+
+    def user_get_event(
+        self, email: str, event_id: str, calendar_id: str = "primary"
+    ) -> dict[str, Any] | None:
+        """The stored event (a deleted one with status 'cancelled'), or None if it never existed."""
+        with self.state.lock:
+            stored = self._user_calendar(email, calendar_id).events.get(event_id)
+            return None if stored is None else copy.deepcopy(stored.resource)
+
+    def user_list_events(
+        self, email: str, calendar_id: str = "primary", include_deleted: bool = False
+    ) -> list[dict[str, Any]]:
+        """The calendar's events as stored (series not expanded), by start time."""
+        with self.state.lock:
+            events = [
+                copy.deepcopy(stored.resource)
+                for stored in self._user_calendar(email, calendar_id).events.values()
+                if include_deleted or not stored.deleted
+            ]
+        return sorted(events, key=_start_key)
+
+    def expire_sync_tokens(self, email: str | None = None) -> None:
+        """Every sync token issued so far (for the user, or anyone) answers 410 from now on."""
+        with self.state.lock:
+            self.state.expire_sync_tokens(email)
+
+    def revoke_tokens(self, email: str) -> None:
+        """The user removes the app's access: refresh gives invalid_grant, the API 401."""
+        with self.state.lock:
+            self.state.revoke_user(email)
+
+    def expire_access_tokens(self, email: str | None = None) -> None:
+        """Access tokens expire now: the API answers 401 until the client refreshes."""
+        with self.state.lock:
+            self.state.expire_access_tokens(email)
+
+
+def _start_key(resource: JsonDict) -> tuple[Any, str]:
+    return as_instant(timing_of(resource).start), str(resource["id"])
