@@ -1,0 +1,294 @@
+"""The calendar provider protocol: our own dataclasses in and out, one error hierarchy.
+
+Every provider adapter (Google, Microsoft 365, Exchange) implements ``CalendarProvider``
+and speaks only in these types, so the engine never sees a provider's raw JSON. Errors
+are raised as ``ProviderError`` subclasses; turning them into account and item state
+happens in one place in the engine (CONVENTIONS, habit 3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Literal, Protocol
+
+# --------------------------------------------------------------------------- errors
+
+
+class ProviderError(Exception):
+    """Base of every provider failure. ``permanent`` errors are not worth retrying as is."""
+
+    permanent: bool = True
+
+    def __init__(self, message: str, *, permanent: bool | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if permanent is not None:
+            self.permanent = permanent
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r})"
+
+
+class TransientError(ProviderError):
+    """Rate limit, server error, timeout or reset: try again later (after ``retry_after`` seconds)."""
+
+    permanent = False
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class AuthRevoked(ProviderError):
+    """The refresh token or password no longer works: the user must reconnect (R9, R10)."""
+
+
+class InsufficientPermissions(ProviderError):
+    """Calendar access was not granted or the provider answers "forbidden" (C4)."""
+
+
+class CursorExpired(ProviderError):
+    """The incremental-sync cursor is no longer valid: do a full listing (cursor=None) again."""
+
+
+class Conflict(ProviderError):
+    """The event changed on the provider since we read it (stale etag): re-read, then decide."""
+
+
+class NotFound(ProviderError):
+    """The event does not exist (any more) on the provider."""
+
+
+class InvalidEvent(ProviderError):
+    """The provider refused what we wrote, or sent an event we cannot understand."""
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True, slots=True)
+class Attendee:
+    email: str
+    name: str = ""
+    # Provider-neutral response: "accepted", "declined", "tentative" or "needsAction".
+    response: str = "needsAction"
+    optional: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventData:
+    """What we write to a calendar (and the content part of what we read).
+
+    A timed event has aware ``start``/``end``; an all-day event has ``start_date``/
+    ``end_date`` instead, ``end_date`` exclusive (Google-style: a one-day event on
+    the 5th has start_date=5th, end_date=6th). All-day items stay dates, never
+    midnight datetimes, so they do not move a day west of UTC.
+    """
+
+    subject: str
+    start: datetime | None = None
+    end: datetime | None = None
+    start_date: date | None = None
+    end_date: date | None = None
+    location: str = ""
+    description: str = ""
+    attendees: tuple[Attendee, ...] = ()
+    busy: bool = True
+    private: bool = False
+    tag: str | None = None
+
+    @property
+    def all_day(self) -> bool:
+        return self.start_date is not None
+
+    def validate(self) -> None:
+        """Raise ``InvalidEvent`` unless this is a well-formed timed or all-day event."""
+        validate_event_data(self)
+
+    def content(self) -> EventData:
+        """Just the content fields, as a plain ``EventData`` (drops provider metadata)."""
+        return EventData(
+            subject=self.subject,
+            start=self.start,
+            end=self.end,
+            start_date=self.start_date,
+            end_date=self.end_date,
+            location=self.location,
+            description=self.description,
+            attendees=self.attendees,
+            busy=self.busy,
+            private=self.private,
+            tag=self.tag,
+        )
+
+
+def validate_event_data(event: EventData) -> None:
+    """End after start; timed events use aware datetimes, all-day events use dates only."""
+    timed = event.start is not None or event.end is not None
+    dated = event.start_date is not None or event.end_date is not None
+    if timed and dated:
+        raise InvalidEvent("an event is either timed (start/end) or all-day (start_date/end_date), not both")
+    if timed:
+        if event.start is None or event.end is None:
+            raise InvalidEvent("a timed event needs both start and end")
+        if event.start.tzinfo is None or event.start.utcoffset() is None:
+            raise InvalidEvent("start must be an aware datetime")
+        if event.end.tzinfo is None or event.end.utcoffset() is None:
+            raise InvalidEvent("end must be an aware datetime")
+        if event.end <= event.start:
+            raise InvalidEvent("end must be after start")
+    elif dated:
+        if event.start_date is None or event.end_date is None:
+            raise InvalidEvent("an all-day event needs both start_date and end_date")
+        # datetime is a subclass of date: refuse it so all-day items stay dates.
+        if isinstance(event.start_date, datetime) or isinstance(event.end_date, datetime):
+            raise InvalidEvent("all-day events use dates, not datetimes")
+        if event.end_date <= event.start_date:
+            raise InvalidEvent("end_date is exclusive and must be after start_date")
+    else:
+        raise InvalidEvent("an event needs a start and an end")
+
+
+def all_day_end_exclusive(last_day: date) -> date:
+    """The exclusive end date of an all-day event whose last day is ``last_day``."""
+    return last_day + timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RemoteEvent(EventData):
+    """An event as the provider holds it.
+
+    Cancelled (deleted) events may come back as tombstones: ``is_cancelled`` set,
+    content fields empty and ``updated`` possibly ``None``. Every other event has an
+    aware ``updated`` stamp from the provider's clock (compare those, not local clocks).
+    """
+
+    external_id: str
+    etag: str | None = None
+    updated: datetime | None = None
+    is_recurring_instance: bool = False
+    series_id: str | None = None
+    is_cancelled: bool = False
+    ical_uid: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One entry of a change listing.
+
+    ``deleted`` changes may carry the tombstone ``event``; a change that could not be
+    understood has ``error`` set (skip it and record why, never fail the whole run).
+    """
+
+    external_id: str
+    event: RemoteEvent | None
+    deleted: bool = False
+    error: str | None = None
+
+    @property
+    def kind(self) -> Literal["upserted", "deleted", "skipped"]:
+        if self.error is not None:
+            return "skipped"
+        return "deleted" if self.deleted else "upserted"
+
+
+@dataclass(frozen=True, slots=True)
+class ChangePage:
+    """Every change since the given cursor (each event at most once) and the next cursor."""
+
+    changes: tuple[Change, ...]
+    cursor: str
+    full_listing: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteCalendarInfo:
+    external_id: str
+    name: str
+    is_primary: bool
+    can_write: bool
+
+
+# --------------------------------------------------------------------------- protocol
+
+
+class CalendarProvider(Protocol):
+    """What the sync engine needs from a calendar provider.
+
+    All methods raise ``ProviderError`` subclasses only. Transient failures have
+    already been retried a few times (honouring ``Retry-After``) when they surface.
+    """
+
+    def list_calendars(self) -> list[RemoteCalendarInfo]: ...
+
+    def list_changes(
+        self,
+        calendar_id: str,
+        cursor: str | None,
+        *,
+        window_start: datetime,
+        window_end: datetime,
+    ) -> ChangePage:
+        """All changes since ``cursor`` (all pages), recurring events expanded into instances.
+
+        ``cursor=None`` lists every event of the window and returns a fresh cursor.
+        Raises ``CursorExpired`` when the cursor is no longer accepted.
+        """
+        ...
+
+    def create_event(self, calendar_id: str, event: EventData, *, idempotency_key: str) -> RemoteEvent:
+        """Create once: repeating the call with the same key returns the same event.
+
+        If the event made under this key was deleted in the calendar since, raises
+        ``Conflict``: recreating it takes a new key.
+        """
+        ...
+
+    def create_events(
+        self, calendar_id: str, items: list[tuple[EventData, str]]
+    ) -> list[RemoteEvent | ProviderError]:
+        """Bulk ``create_event`` of (event, idempotency_key) pairs; one result per item, in order.
+
+        Per-item failures come back in the list; a dead grant raises ``AuthRevoked``.
+        """
+        ...
+
+    def update_event(
+        self, calendar_id: str, external_id: str, event: EventData, *, etag: str | None
+    ) -> RemoteEvent:
+        """Overwrite our fields; with an ``etag``, raise ``Conflict`` if the event changed since."""
+        ...
+
+    def delete_event(self, calendar_id: str, external_id: str, *, etag: str | None = None) -> None:
+        """Delete; deleting an event that is already gone is not an error."""
+        ...
+
+    def get_event(self, calendar_id: str, external_id: str) -> RemoteEvent:
+        """The live event; raises ``NotFound`` if it does not exist or was deleted."""
+        ...
+
+    def find_by_tag(self, calendar_id: str, tag: str) -> RemoteEvent | None:
+        """The live event we tagged with ``tag`` (our activity id), if any."""
+        ...
+
+
+__all__ = [
+    "Attendee",
+    "AuthRevoked",
+    "CalendarProvider",
+    "Change",
+    "ChangePage",
+    "Conflict",
+    "CursorExpired",
+    "EventData",
+    "InsufficientPermissions",
+    "InvalidEvent",
+    "NotFound",
+    "ProviderError",
+    "RemoteCalendarInfo",
+    "RemoteEvent",
+    "TransientError",
+    "all_day_end_exclusive",
+    "validate_event_data",
+]

@@ -1,0 +1,233 @@
+"""Google Calendar Event resources <-> our dataclasses (never raw JSON past the adapter).
+
+Event resource: https://developers.google.com/calendar/api/v3/reference/events
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from calendarsync.providers.base import Attendee, EventData, InvalidEvent, RemoteCalendarInfo, RemoteEvent
+
+# Our private tag: the CRM activity id of an event this CRM created.
+TAG_PROPERTY = "calsync_activity_id"
+EVENT_ID_PREFIX = "cs"
+WRITABLE_ROLES = frozenset({"owner", "writer"})
+
+
+def event_id_for_key(idempotency_key: str) -> str:
+    """A Google event id derived from our key: base32hex (a-v, 0-9), same key -> same id."""
+    digest = hashlib.sha256(idempotency_key.encode()).digest()
+    return EVENT_ID_PREFIX + base64.b32hexencode(digest).decode().rstrip("=").lower()
+
+
+def rfc3339(moment: datetime) -> str:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("Google needs aware datetimes")
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _parse_rfc3339(raw: object, what: str) -> datetime:
+    if not isinstance(raw, str):
+        raise InvalidEvent(f"{what} is missing")
+    try:
+        parsed = datetime.fromisoformat(raw)
+    except ValueError as exc:
+        raise InvalidEvent(f"{what} is not a timestamp: {raw[:40]!r}") from exc
+    if parsed.tzinfo is None:
+        raise InvalidEvent(f"{what} has no time zone")
+    return parsed.astimezone(UTC)
+
+
+def _parse_when(raw: object, what: str) -> datetime | date:
+    """An EventDateTime: ``date`` (all-day) or ``dateTime`` (+ ``timeZone``) -> date or aware UTC."""
+    if not isinstance(raw, Mapping):
+        raise InvalidEvent(f"{what} is missing")
+    has_date, has_datetime = raw.get("date") is not None, raw.get("dateTime") is not None
+    if has_date == has_datetime:
+        raise InvalidEvent(f"{what} needs exactly one of date and dateTime")
+    if has_date:
+        try:
+            return date.fromisoformat(str(raw["date"]))
+        except ValueError as exc:
+            raise InvalidEvent(f"{what}.date is not a date") from exc
+    try:
+        moment = datetime.fromisoformat(str(raw["dateTime"]))
+    except ValueError as exc:
+        raise InvalidEvent(f"{what}.dateTime is not a timestamp") from exc
+    if moment.tzinfo is None:
+        # A dateTime without offset is local time in the given timeZone (DST-aware).
+        zone_name = raw.get("timeZone")
+        if not isinstance(zone_name, str):
+            raise InvalidEvent(f"{what}.dateTime has neither an offset nor a timeZone")
+        try:
+            moment = moment.replace(tzinfo=ZoneInfo(zone_name))
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise InvalidEvent(f"{what}.timeZone is unknown: {zone_name[:60]!r}") from exc
+    return moment.astimezone(UTC)
+
+
+def _parse_attendees(raw: object) -> tuple[Attendee, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise InvalidEvent("attendees is not a list")
+    attendees = []
+    for entry in raw:
+        if not isinstance(entry, Mapping):
+            raise InvalidEvent("an attendee is not an object")
+        email = entry.get("email")
+        if not isinstance(email, str) or not email:
+            continue  # Google may hide an attendee's address; nothing to sync for them
+        attendees.append(
+            Attendee(
+                email=email,
+                name=str(entry.get("displayName") or ""),
+                response=str(entry.get("responseStatus") or "needsAction"),
+                optional=bool(entry.get("optional", False)),
+            )
+        )
+    return tuple(attendees)
+
+
+def _text(raw: Mapping[str, Any], key: str) -> str:
+    value = raw.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidEvent(f"{key} is not text")
+    return value
+
+
+def _private_tag(raw: Mapping[str, Any]) -> str | None:
+    props = raw.get("extendedProperties")
+    private = props.get("private") if isinstance(props, Mapping) else None
+    tag = private.get(TAG_PROPERTY) if isinstance(private, Mapping) else None
+    return tag if isinstance(tag, str) and tag else None
+
+
+def parse_event(raw: object) -> RemoteEvent:
+    """A Google Event resource -> RemoteEvent; raises InvalidEvent if it cannot be understood."""
+    if not isinstance(raw, Mapping):
+        raise InvalidEvent("event is not an object")
+    event_id = raw.get("id")
+    if not isinstance(event_id, str) or not event_id:
+        raise InvalidEvent("event has no id")
+    series_id = raw.get("recurringEventId")
+    common: dict[str, Any] = {
+        "external_id": event_id,
+        "etag": raw.get("etag") if isinstance(raw.get("etag"), str) else None,
+        "is_recurring_instance": isinstance(series_id, str) and bool(series_id),
+        "series_id": series_id if isinstance(series_id, str) and series_id else None,
+        "ical_uid": raw.get("iCalUID") if isinstance(raw.get("iCalUID"), str) else None,
+        "tag": _private_tag(raw),
+    }
+    if raw.get("status") == "cancelled":
+        # Deleted events come back as tombstones that may carry little more than the id.
+        updated = None
+        with contextlib.suppress(InvalidEvent):
+            updated = _parse_rfc3339(raw.get("updated"), "updated")
+        return RemoteEvent(
+            subject=str(raw.get("summary") or ""), is_cancelled=True, updated=updated, **common
+        )
+
+    start = _parse_when(raw.get("start"), "start")
+    end = _parse_when(raw.get("end"), "end")
+    times: dict[str, Any]
+    if isinstance(start, datetime) and isinstance(end, datetime):
+        times = {"start": start, "end": end}
+    elif not isinstance(start, datetime) and not isinstance(end, datetime):
+        times = {"start_date": start, "end_date": end}
+    else:
+        raise InvalidEvent("start and end mix a date with a dateTime")
+    event = RemoteEvent(
+        subject=_text(raw, "summary"),
+        location=_text(raw, "location"),
+        description=_text(raw, "description"),
+        attendees=_parse_attendees(raw.get("attendees")),
+        busy=raw.get("transparency") != "transparent",
+        private=raw.get("visibility") in ("private", "confidential"),
+        updated=_parse_rfc3339(raw.get("updated"), "updated"),
+        **times,
+        **common,
+    )
+    event.validate()
+    return event
+
+
+def _when_body(moment: datetime | date, *, clear_other: bool) -> dict[str, Any]:
+    if isinstance(moment, datetime):
+        body: dict[str, Any] = {"dateTime": moment.isoformat()}
+        if isinstance(moment.tzinfo, ZoneInfo):
+            body["timeZone"] = moment.tzinfo.key  # shown to the user in their own zone
+        elif clear_other:
+            body["timeZone"] = None
+        if clear_other:
+            body["date"] = None
+        return body
+    body = {"date": moment.isoformat()}
+    if clear_other:
+        body.update({"dateTime": None, "timeZone": None})
+    return body
+
+
+def event_body(event: EventData, *, for_patch: bool = False) -> dict[str, Any]:
+    """EventData -> Google Event resource fields we own (a PATCH clears the other time form)."""
+    event.validate()
+    if event.start is not None and event.end is not None:
+        start: datetime | date = event.start
+        end: datetime | date = event.end
+    elif event.start_date is not None and event.end_date is not None:
+        start, end = event.start_date, event.end_date
+    else:  # unreachable after validate(); keeps the types honest
+        raise InvalidEvent("an event needs a start and an end")
+    body: dict[str, Any] = {
+        "summary": event.subject,
+        "location": event.location,
+        "description": event.description,
+        "start": _when_body(start, clear_other=for_patch),
+        "end": _when_body(end, clear_other=for_patch),
+        "attendees": [
+            {"email": a.email, **({"displayName": a.name} if a.name else {}), "optional": a.optional}
+            for a in event.attendees
+        ],
+        "visibility": "private" if event.private else "default",
+        "transparency": "opaque" if event.busy else "transparent",
+    }
+    if event.tag is not None:
+        body["extendedProperties"] = {"private": {TAG_PROPERTY: event.tag}}
+    return body
+
+
+def parse_calendar(raw: object) -> RemoteCalendarInfo:
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("id"), str):
+        raise InvalidEvent("calendar list entry has no id")
+    return RemoteCalendarInfo(
+        external_id=raw["id"],
+        name=str(raw.get("summaryOverride") or raw.get("summary") or raw["id"]),
+        is_primary=bool(raw.get("primary", False)),
+        can_write=raw.get("accessRole") in WRITABLE_ROLES,
+    )
+
+
+def same_content(remote: RemoteEvent, wanted: EventData) -> bool:
+    """Does the provider's event already hold what we meant to write?"""
+    return (
+        remote.subject == wanted.subject
+        and remote.start == wanted.start
+        and remote.end == wanted.end
+        and remote.start_date == wanted.start_date
+        and remote.end_date == wanted.end_date
+        and remote.location == wanted.location
+        and remote.description == wanted.description
+        and remote.busy == wanted.busy
+        and remote.private == wanted.private
+        and {a.email.lower() for a in remote.attendees} == {a.email.lower() for a in wanted.attendees}
+        and (wanted.tag is None or remote.tag == wanted.tag)
+    )
