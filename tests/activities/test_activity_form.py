@@ -1,0 +1,303 @@
+"""Creating and editing activities (A3), no recurrence (A4), owner-only changes, links limited by A5."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.urls import reverse
+
+from activities.forms import ActivityForm, parse_guests
+from activities.models import Activity, ActivityType, Visibility
+from tests.activities.conftest import BERLIN, berlin, make_deal, make_org, make_person, timed
+
+CREATE = reverse("activities:create")
+
+pytestmark = pytest.mark.usefixtures("frozen_now")
+
+
+def edit_url(activity: Activity) -> str:
+    return reverse("activities:edit", args=[activity.pk])
+
+
+@pytest.fixture
+def valid_post(owner):
+    meeting = ActivityType.objects.get(company=owner.company, name="Meeting")
+    return {
+        "subject": "Kick-off with Initech",
+        "type": str(meeting.pk),
+        "due_date": "2025-01-15",
+        "due_time": "23:30",
+        "end_time": "23:45",
+        "location": "Room 4",
+        "note": "Agenda attached",
+        "guests": "ann@example.com, bob@example.com\ncarl@example.com",
+        "busy": "True",
+        "visibility": Visibility.EVERYONE,
+    }
+
+
+# --- create ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a3_anonymous_cannot_open_the_form(client):
+    response = client.get(CREATE)
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("account_login"))
+
+
+def test_a3_create_timed_activity_in_the_users_time_zone(owner_client, owner, valid_post):
+    deal, person, org = make_deal(owner), make_person(owner), make_org(owner)
+    participant = make_person(owner, name="Pat Participant")
+    response = owner_client.post(
+        CREATE,
+        {
+            **valid_post,
+            "deal": deal.pk,
+            "person": person.pk,
+            "organization": org.pk,
+            "participants": [participant.pk],
+        },
+        follow=True,
+    )
+    assert response.redirect_chain == [(reverse("activities:list"), 302)]
+    assert "Activity saved." in response.content.decode()
+    activity = Activity.objects.get()
+    assert activity.owner == owner
+    assert activity.company == owner.company
+    assert activity.start_at == dt.datetime(2025, 1, 15, 22, 30, tzinfo=dt.UTC)
+    assert activity.due_date == dt.date(2025, 1, 15)
+    assert activity.duration == dt.timedelta(minutes=15)
+    assert activity.guests == ["ann@example.com", "bob@example.com", "carl@example.com"]
+    assert (activity.deal, activity.person, activity.organization) == (deal, person, org)
+    assert list(activity.participants.all()) == [participant]
+    assert activity.busy is True
+    assert activity.done is False
+
+
+def test_a3_create_all_day_activity_when_no_time(owner_client, valid_post):
+    response = owner_client.post(CREATE, {**valid_post, "due_time": "", "end_time": "", "busy": "False"})
+    assert response.status_code == 302
+    activity = Activity.objects.get()
+    assert activity.is_all_day
+    assert activity.start_at is None
+    assert activity.duration is None
+    assert activity.due_date == dt.date(2025, 1, 15)
+    assert activity.busy is False
+
+
+def test_a3_new_form_takes_the_date_from_the_calendar(owner_client):
+    html = owner_client.get(CREATE, {"date": "2025-02-03"}).content.decode()
+    assert 'value="2025-02-03"' in html
+
+
+def test_a4_no_recurrence_field_and_posted_recurrence_creates_one_activity(owner_client, owner, valid_post):
+    form = ActivityForm(user=owner)
+    assert not {name for name in form.fields if "recur" in name or "rrule" in name or "repeat" in name}
+    html = owner_client.get(CREATE).content.decode().lower()
+    assert "recurr" not in html
+    assert "rrule" not in html
+    assert "repeat" not in html
+    response = owner_client.post(
+        CREATE,
+        {**valid_post, "recurrence": "RRULE:FREQ=DAILY;COUNT=10", "rrule": "FREQ=WEEKLY", "repeat": "daily"},
+    )
+    assert response.status_code == 302
+    assert Activity.objects.count() == 1
+
+
+# --- bad input: re-rendered with the message, nothing saved ------------------------------------------
+
+
+@pytest.fixture
+def foreign_type(outsider):
+    return ActivityType.objects.get(company=outsider.company, name="Meeting")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"subject": ""}, "Give the activity a subject."),
+        ({"due_date": ""}, "Pick the date of the activity."),
+        ({"due_date": "2025-02-30"}, "Enter a valid date."),
+        ({"end_time": "22:00"}, "The end time must be after the start time."),
+        ({"end_time": "23:30"}, "The end time must be after the start time."),  # zero duration
+        ({"due_time": "", "end_time": "10:00"}, "Set a start time too"),
+        ({"guests": "ann@example.com, not-an-address"}, "“not-an-address” is not a valid e-mail address."),
+        ({"guests": "ann@example.com\nbob@"}, "“bob@” is not a valid e-mail address."),
+        ({"due_date": "2025-03-30", "due_time": "02:30", "end_time": ""}, "does not exist on 2025-03-30"),
+        ({"visibility": "team"}, "Select a valid choice."),
+    ],
+)
+def test_a3_bad_input_is_refused_with_a_message(owner_client, valid_post, change, message):
+    response = owner_client.post(CREATE, {**valid_post, **change})
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert message in html
+    assert "The activity was not saved." in html
+    assert Activity.objects.count() == 0
+
+
+@pytest.mark.parametrize("link", ["deal", "person", "organization", "participants"])
+def test_a5_link_to_an_item_the_user_may_not_see_is_refused(colleague_client, owner, valid_post, link):
+    factory = {
+        "deal": make_deal,
+        "person": make_person,
+        "organization": make_org,
+        "participants": make_person,
+    }[link]
+    hidden = factory(owner, "Owner only", visibility=Visibility.OWNER)
+    response = colleague_client.post(CREATE, {**valid_post, link: hidden.pk})
+    html = response.content.decode()
+    assert "does not exist or you may not see" in html
+    assert "Owner only" not in html
+    assert Activity.objects.count() == 0
+
+
+def test_a5_link_to_a_colleagues_public_item_is_allowed(colleague_client, owner, valid_post):
+    deal = make_deal(owner, "Team deal")
+    assert colleague_client.post(CREATE, {**valid_post, "deal": deal.pk}).status_code == 302
+    assert Activity.objects.get().deal == deal
+
+
+def test_a2_type_of_another_company_is_refused(owner_client, valid_post, foreign_type):
+    response = owner_client.post(CREATE, {**valid_post, "type": foreign_type.pk})
+    assert "Select a valid choice." in response.content.decode()
+    assert Activity.objects.count() == 0
+
+
+def test_a2_inactive_type_cannot_be_picked_for_a_new_activity(owner_client, owner, valid_post):
+    lunch = ActivityType.objects.get(company=owner.company, name="Lunch")
+    lunch.is_active = False
+    lunch.save()
+    assert f'value="{lunch.pk}"' not in owner_client.get(CREATE).content.decode()
+    response = owner_client.post(CREATE, {**valid_post, "type": lunch.pk})
+    assert "Select a valid choice." in response.content.decode()
+    assert Activity.objects.count() == 0
+
+
+# --- edit ----------------------------------------------------------------------------------------------
+
+
+def test_a3_edit_form_shows_the_owners_local_time(owner_client, owner):
+    activity = timed(owner, berlin(2025, 1, 15, 23, 30), guests=["ann@example.com", "bob@example.com"])
+    html = owner_client.get(edit_url(activity)).content.decode()
+    assert 'name="due_date" value="2025-01-15"' in html
+    assert 'name="due_time" value="23:30"' in html
+    assert 'name="end_time" value="00:00"' not in html  # 23:30 + 30 min ends on the next day
+    assert "ann@example.com\nbob@example.com" in html
+
+
+def test_a3_edit_saves_changes(owner_client, owner, valid_post):
+    activity = timed(owner, berlin(2025, 1, 15, 9, 0))
+    response = owner_client.post(
+        edit_url(activity),
+        {**valid_post, "due_time": "14:00", "end_time": "15:30", "done": "on"},
+        follow=True,
+    )
+    assert "Activity saved." in response.content.decode()
+    activity.refresh_from_db()
+    assert activity.subject == "Kick-off with Initech"
+    assert activity.start_at == berlin(2025, 1, 15, 14, 0)
+    assert activity.duration == dt.timedelta(minutes=90)
+    assert activity.done is True
+
+
+def test_a3_edit_to_all_day_clears_time_and_duration(owner_client, owner, valid_post):
+    activity = timed(owner, berlin(2025, 1, 15, 9, 0))
+    owner_client.post(edit_url(activity), {**valid_post, "due_time": "", "end_time": ""})
+    activity.refresh_from_db()
+    assert activity.start_at is None
+    assert activity.duration is None
+
+
+def test_a3_bad_edit_changes_nothing(owner_client, owner, valid_post):
+    activity = timed(owner, berlin(2025, 1, 15, 9, 0), subject="Original")
+    response = owner_client.post(edit_url(activity), {**valid_post, "end_time": "08:00", "due_time": "09:00"})
+    assert "The end time must be after the start time." in response.content.decode()
+    activity.refresh_from_db()
+    assert activity.subject == "Original"
+
+
+def test_a2_edit_keeps_a_deactivated_type(owner_client, owner, valid_post):
+    lunch = ActivityType.objects.get(company=owner.company, name="Lunch")
+    activity = timed(owner, berlin(2025, 1, 15, 12, 0), type=lunch)
+    lunch.is_active = False
+    lunch.save()
+    html = owner_client.get(edit_url(activity)).content.decode()
+    assert "Lunch (inactive)" in html
+    response = owner_client.post(edit_url(activity), {**valid_post, "type": lunch.pk})
+    assert response.status_code == 302
+    activity.refresh_from_db()
+    assert activity.type == lunch
+
+
+def test_a3_colleague_cannot_edit_an_activity_they_can_see(colleague_client, owner, valid_post):
+    activity = timed(owner, berlin(2025, 1, 15, 9, 0), subject="Original")
+    assert colleague_client.get(edit_url(activity)).status_code == 404
+    assert colleague_client.post(edit_url(activity), valid_post).status_code == 404
+    activity.refresh_from_db()
+    assert activity.subject == "Original"
+
+
+def test_a6_colleague_gets_404_on_edit_url_of_a_private_activity(colleague_client, private_activity):
+    assert colleague_client.get(edit_url(private_activity)).status_code == 404
+
+
+def test_a1_outsider_gets_404_on_edit(outsider_client, owner, valid_post):
+    activity = timed(owner, berlin(2025, 1, 15, 9, 0), subject="Original")
+    assert outsider_client.get(edit_url(activity)).status_code == 404
+    assert outsider_client.post(edit_url(activity), valid_post).status_code == 404
+
+
+def test_a3_edit_of_missing_activity_is_404(owner_client):
+    assert owner_client.get(reverse("activities:edit", args=[999999])).status_code == 404
+
+
+# --- guests parser -------------------------------------------------------------------------------------
+
+
+def test_a3_guests_are_split_on_commas_semicolons_and_new_lines_without_duplicates():
+    assert parse_guests(" a@x.test,b@x.test;\n\nA@x.test\r\nc@x.test ") == [
+        "a@x.test",
+        "b@x.test",
+        "c@x.test",
+    ]
+    assert parse_guests("") == []
+
+
+def test_a3_form_field_times_are_local(owner):
+    form = ActivityForm(
+        data={
+            "subject": "x",
+            "type": ActivityType.objects.get(company=owner.company, name="Call").pk,
+            "due_date": "2025-07-01",
+            "due_time": "09:00",
+            "busy": "True",
+            "visibility": Visibility.EVERYONE,
+        },
+        user=owner,
+    )
+    assert form.is_valid(), form.errors
+    activity = form.save()
+    assert activity.start_at == dt.datetime(2025, 7, 1, 7, 0, tzinfo=dt.UTC)  # summer time: UTC+2
+    assert activity.start_at == dt.datetime(2025, 7, 1, 9, 0, tzinfo=BERLIN)
+
+
+def test_a1_outsider_cannot_link_another_companys_items(outsider_client, owner, valid_post, outsider):
+    deal = make_deal(owner, "Acme public deal")
+    globex_meeting = ActivityType.objects.get(company=outsider.company, name="Meeting")
+    html = outsider_client.get(CREATE).content.decode()
+    assert "Acme public deal" not in html
+    response = outsider_client.post(CREATE, {**valid_post, "type": globex_meeting.pk, "deal": deal.pk})
+    assert "does not exist or you may not see" in response.content.decode()
+    assert Activity.objects.count() == 0
+
+
+def test_a1_outsider_creates_in_their_own_company(outsider_client, outsider, valid_post):
+    globex_meeting = ActivityType.objects.get(company=outsider.company, name="Meeting")
+    assert outsider_client.post(CREATE, {**valid_post, "type": globex_meeting.pk}).status_code == 302
+    activity = Activity.objects.get()
+    assert activity.company == outsider.company
+    assert activity.owner == outsider
