@@ -7,8 +7,8 @@ and running ``manage.py rotate_credentials``.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet

@@ -64,7 +64,7 @@ def activity(pk: int, start: dt.datetime | None, due: dt.date | None = None) -> 
         pk=pk,
         subject=f"#{pk}",
         start_at=start,
-        due_date=due or start.date(),
+        due_date=due if due is not None else start.date() if start is not None else dt.date.min,
         duration=dt.timedelta(minutes=30) if start else None,
     )
     return item

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django import forms
+
 from activities.filters import (
     ActivityFilterForm,
     ActivityFilters,
@@ -60,5 +62,7 @@ def test_a7_each_bad_value_falls_back_to_its_default(owner):
 
 def test_a7_owner_filter_lists_deactivated_teammates(owner):
     former = make_user(owner.company, "former@acme.test", is_active=False)
-    choices = dict(ActivityFilterForm(owner, {}).fields["owner"].choices)
+    field = ActivityFilterForm(owner, {}).fields["owner"]
+    assert isinstance(field, forms.ChoiceField)
+    choices = {str(value): label for value, label in field.choices}  # type: ignore[union-attr,misc]
     assert choices[str(former.pk)] == "Former (inactive)"

@@ -80,7 +80,9 @@ def test_a7_owner_sees_own_activity_with_all_columns(owner_client, owner):
 def test_a7_unsynced_row_shows_dashes_for_sync_status_and_account(owner_client, owner):
     timed(owner, berlin(2025, 1, 14, 11, 0))
     html = owner_client.get(LIST).content.decode()
-    row = re.search(r'<tr id="activity-\d+".*?</tr>', html, flags=re.S).group(0)
+    match = re.search(r'<tr id="activity-\d+".*?</tr>', html, flags=re.S)
+    assert match is not None
+    row = match.group(0)
     assert 'title="Not synced">—</span>' in row
     assert "<td>—</td>" in row
 
@@ -344,7 +346,9 @@ def test_a7_htmx_history_restore_gets_the_full_page(owner_client):
 
 def test_a7_filter_form_works_with_and_without_javascript(owner_client):
     html = owner_client.get(LIST).content.decode()
-    form = re.search(r'<form id="activity-filters".*?>', html, flags=re.S).group(0)
+    match = re.search(r'<form id="activity-filters".*?>', html, flags=re.S)
+    assert match is not None
+    form = match.group(0)
     assert 'method="get"' in form
     assert 'action="/activities/"' in form
     assert 'hx-get="/activities/"' in form

@@ -45,7 +45,9 @@ def test_c4_unticking_calendar_access_shows_insufficient_permissions(
     page.get_by_label(CALENDAR_SCOPE, exact=True).uncheck()
     page.get_by_role("button", name="Allow").click()
     expect(page.locator("#account-state")).to_have_text("Insufficient permissions")
-    expect(page.locator("#state-help")).to_contain_text("Ask your IT admin to allow third-party calendar apps")
+    expect(page.locator("#state-help")).to_contain_text(
+        "Ask your IT admin to allow third-party calendar apps"
+    )
     assert CalendarAccount.objects.get(user=owner).state == AccountState.INSUFFICIENT_PERMISSIONS
 
 

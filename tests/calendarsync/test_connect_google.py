@@ -88,7 +88,8 @@ def test_c4_unticked_calendar_scope_shows_insufficient_permissions(
     assert account.state == AccountState.INSUFFICIENT_PERMISSIONS
     html = response.content.decode()
     assert "Insufficient permissions" in html
-    assert "IT admin" in html and "third-party calendar apps" in html
+    assert "IT admin" in html
+    assert "third-party calendar apps" in html
 
 
 def test_c4_reconnecting_with_calendar_access_fixes_insufficient_permissions(
@@ -166,10 +167,12 @@ def test_c7_tokens_are_encrypted_in_the_database_and_absent_from_page_admin_and_
     with connection.cursor() as cursor:
         cursor.execute("SELECT credentials FROM calendarsync_calendaraccount WHERE id = %s", [account.pk])
         stored = cursor.fetchone()[0]
-    assert refresh_token not in stored and access_token not in stored
+    assert refresh_token not in stored
+    assert access_token not in stored
     assert stored.startswith("gAAAA")  # a Fernet token
     page = owner_client.get(reverse("calendarsync:page")).content.decode()
-    assert refresh_token not in page and access_token not in page
+    assert refresh_token not in page
+    assert access_token not in page
     admin = User.objects.create_superuser(email="root@acme.test", password="x-admin-password-1")
     admin_client = Client()
     admin_client.force_login(admin)
@@ -178,8 +181,10 @@ def test_c7_tokens_are_encrypted_in_the_database_and_absent_from_page_admin_and_
         reverse("admin:calendarsync_calendaraccount_change", args=[account.pk]),
     ):
         html = admin_client.get(url).content.decode()
-        assert refresh_token not in html and access_token not in html
-    assert refresh_token not in caplog.text and access_token not in caplog.text
+        assert refresh_token not in html
+        assert access_token not in html
+    assert refresh_token not in caplog.text
+    assert access_token not in caplog.text
     assert refresh_token not in repr(account.credentials)
 
 
