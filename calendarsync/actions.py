@@ -2,21 +2,39 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
 from accounts.models import User
+from activities.models import ActivityType
 from calendarsync.crypto import Secret
-from calendarsync.models import AccountState, CalendarAccount, Provider, RemoteCalendar
+from calendarsync.models import (
+    AccountState,
+    AuditEvent,
+    CalendarAccount,
+    ExternalVisibility,
+    PrivateEvents,
+    Provider,
+    RemoteCalendar,
+    SyncPreferences,
+    SyncType,
+)
 from calendarsync.providers.base import RemoteCalendarInfo
 
 INSUFFICIENT_PERMISSIONS_HELP = (
     "CalSync was not allowed to use your calendar. Ask your IT admin to allow third-party "
     "calendar apps, then connect again and tick calendar access."
 )
+
+
+# What a new user expects (O3): calendar events come in as meetings; meetings and calls go out.
+DEFAULT_INCOMING_TYPE = "Meeting"
+DEFAULT_OUTGOING_TYPES = ("Meeting", "Call")
+# States in which the provider will not let CalSync in: starting the sync would only fail.
+BLOCKED_STATES = (AccountState.NEEDS_RECONNECT, AccountState.INSUFFICIENT_PERMISSIONS)
 
 
 class AnotherAccountConnected(Exception):
@@ -41,21 +59,86 @@ def do_connect_account(
     """Connect (or reconnect) ``acting_user``'s calendar account and store its calendars.
 
     Reconnecting the same provider account refreshes its credentials and state and keeps
-    everything else; a different account while one is connected is refused (C6).
+    everything else, its preferences included; a different account while one is connected is
+    refused (C6). A new account gets the default preferences (O1-O7).
     """
     account = (
         CalendarAccount.objects.select_for_update().filter(user=acting_user, stopped_at__isnull=True).first()
     )
     if account is not None and (account.provider != provider or account.email.lower() != email.lower()):
         raise AnotherAccountConnected(account)
+    reconnect = account is not None
     if account is None:
         account = CalendarAccount(user=acting_user, provider=provider, email=email.lower())
     account.credentials = Secret(credentials)
     account.state = state
     account.state_detail = state_detail
     account.save()
-    _store_calendars(account, calendars)
+    # C4: a sign-in without calendar access lists nothing; that is no reason to forget the
+    # calendars (and the chosen one) of an account that had access before.
+    if calendars or state != AccountState.INSUFFICIENT_PERMISSIONS:
+        _store_calendars(account, calendars)
+    preferences = _ensure_preferences(account)
+    if preferences.calendar_id is None:
+        # A first sign-in without calendar access had nothing to choose from: use the primary now.
+        preferences.calendar = _default_calendar(account)
+        preferences.save(update_fields=["calendar", "updated_at"])
+    _audit(
+        account,
+        acting_user,
+        "reconnected" if reconnect else "connected",
+        {"provider": str(provider), "email": account.email, "state": str(state)},
+    )
     return account
+
+
+def _audit(account: CalendarAccount, actor: User, action: str, detail: Mapping[str, Any]) -> None:
+    AuditEvent.objects.create(account=account, actor=actor, action=action, detail=dict(detail))
+
+
+def _default_calendar(account: CalendarAccount) -> RemoteCalendar | None:
+    """O1: the primary calendar, if CalSync may write to it; otherwise the first writable one."""
+    return writable_calendars(account).order_by("-is_primary", "name").first()
+
+
+def _ensure_preferences(account: CalendarAccount) -> SyncPreferences:
+    """The account's preferences, created with the defaults a new user expects if it has none."""
+    preferences, created = SyncPreferences.objects.get_or_create(
+        account=account,
+        defaults={
+            "calendar": _default_calendar(account),
+            "sync_type": SyncType.TWO_WAY,
+            "incoming_type": _company_types(account.user, [DEFAULT_INCOMING_TYPE]).first(),
+            "external_visibility": ExternalVisibility.EVERYONE,
+            "private_events": PrivateEvents.ONLY_ME,
+            "include_details": True,
+        },
+    )
+    if created:
+        preferences.outgoing_types.set(_company_types(account.user, DEFAULT_OUTGOING_TYPES))
+    return preferences
+
+
+def _company_types(user: User, names: Iterable[str]) -> models.QuerySet[ActivityType]:
+    return active_company_types(user).filter(name__in=list(names))
+
+
+def active_company_types(user: User) -> models.QuerySet[ActivityType]:
+    """O3/O4: every active activity type of the user's company, custom ones included (A2)."""
+    if user.company_id is None:
+        return ActivityType.objects.none()
+    return ActivityType.objects.filter(company_id=user.company_id, is_active=True)
+
+
+def writable_calendars(account: CalendarAccount) -> models.QuerySet[RemoteCalendar]:
+    """O1: the account's calendars CalSync may write events to."""
+    return RemoteCalendar.objects.filter(account=account, can_write=True)
+
+
+@transaction.atomic
+def ensure_preferences(account: CalendarAccount) -> SyncPreferences:
+    """For accounts connected before preferences existed: give them the defaults on first view."""
+    return _ensure_preferences(account)
 
 
 def _store_calendars(account: CalendarAccount, calendars: Sequence[RemoteCalendarInfo]) -> None:
@@ -83,9 +166,125 @@ def do_update_credentials(*, account_id: int, credentials: Mapping[str, Any]) ->
     account.save(update_fields=["credentials"])
 
 
+class InvalidPreferences(ValueError):
+    """A change the page's forms would never send (another account's calendar, a foreign type)."""
+
+
+class CannotStartSync(Exception):
+    """O9: the sync cannot start yet; ``message`` says what the user must do first."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+PREFERENCE_FIELDS = frozenset(
+    {
+        "calendar",
+        "sync_type",
+        "incoming_type",
+        "outgoing_types",
+        "external_visibility",
+        "private_events",
+        "include_details",
+    }
+)
+CHOICES: Mapping[str, type[models.TextChoices]] = {
+    "sync_type": SyncType,
+    "external_visibility": ExternalVisibility,
+    "private_events": PrivateEvents,
+}
+
+
+@transaction.atomic
+def do_update_preferences(
+    *, acting_user: User, account: CalendarAccount, changes: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Apply ``changes`` (preference field -> new value) and record what changed (O8).
+
+    Returns the changes actually made, as ``{field: {"from": ..., "to": ...}}``; an empty dict
+    when every value was already set. O10: nothing already synced is touched here.
+    """
+    _check_changes(account, changes)
+    preferences = SyncPreferences.objects.select_for_update().get(account=account)
+    made: dict[str, Any] = {}
+    for field, value in changes.items():
+        if field == "outgoing_types":
+            before = list(preferences.outgoing_types.order_by("pk"))
+            after = sorted(value, key=lambda activity_type: activity_type.pk)
+            if before != after:
+                preferences.outgoing_types.set(after)
+                made[field] = {"from": _describe(before), "to": _describe(after)}
+            continue
+        before_value = getattr(preferences, field)
+        if before_value != value:
+            setattr(preferences, field, value)
+            made[field] = {"from": _describe(before_value), "to": _describe(value)}
+    if made:
+        preferences.save()
+        _audit(account, acting_user, "preferences_updated", {"changes": made})
+    return made
+
+
+def _check_changes(account: CalendarAccount, changes: Mapping[str, Any]) -> None:
+    """Defence in depth behind the forms: refuse what no form on the page can produce."""
+    unknown = set(changes) - PREFERENCE_FIELDS
+    if unknown:
+        raise InvalidPreferences(f"unknown preferences: {sorted(unknown)}")
+    for field, choices in CHOICES.items():
+        if field in changes and changes[field] not in choices.values:
+            raise InvalidPreferences(f"{field}: {changes[field]!r} is not a choice")
+    if "calendar" in changes:
+        calendar = changes["calendar"]
+        if calendar is None or not writable_calendars(account).filter(pk=calendar.pk).exists():
+            raise InvalidPreferences("the calendar is not a writable calendar of this account")
+    if "incoming_type" in changes and changes["incoming_type"] is None:
+        raise InvalidPreferences("an incoming type is required")
+    types = [*changes.get("outgoing_types", []), *filter(None, [changes.get("incoming_type")])]
+    pks = {activity_type.pk for activity_type in types}
+    if active_company_types(account.user).filter(pk__in=pks).count() != len(pks):
+        raise InvalidPreferences("an activity type is inactive or belongs to another company")
+    if "include_details" in changes and not isinstance(changes["include_details"], bool):
+        raise InvalidPreferences("include_details must be true or false")
+
+
+def _describe(value: Any) -> Any:
+    """A JSON-friendly account of a preference value for the audit trail."""
+    if isinstance(value, models.Model):
+        return {"id": value.pk, "name": str(value)}
+    if isinstance(value, list):
+        return [_describe(item) for item in value]
+    return value
+
+
+@transaction.atomic
+def do_start_sync(*, acting_user: User, account: CalendarAccount) -> SyncPreferences:
+    """O9: the explicit first save. From now on new and changed items sync (R2)."""
+    account = CalendarAccount.objects.select_for_update().get(pk=account.pk)
+    if account.state in BLOCKED_STATES:
+        raise CannotStartSync(
+            f"{account.email} needs attention ({account.get_state_display().lower()}): reconnect it first."
+        )
+    preferences = _ensure_preferences(account)
+    if preferences.calendar_id is None:
+        raise CannotStartSync("Choose a calendar to sync with first.")
+    now = timezone.now()
+    preferences.sync_started_at = now
+    preferences.sync_stopped_at = None
+    preferences.save(update_fields=["sync_started_at", "sync_stopped_at", "updated_at"])
+    account.state = AccountState.ACTIVE
+    account.state_detail = ""
+    account.save(update_fields=["state", "state_detail"])
+    _audit(account, acting_user, "sync_started", {"calendar": _describe(preferences.calendar)})
+    return preferences
+
+
 @transaction.atomic
 def do_stop_sync(*, acting_user: User, account: CalendarAccount) -> None:
     """Disconnect: credentials are removed, activities and their links are kept (C6)."""
+    now = timezone.now()
     account.credentials = None
-    account.stopped_at = timezone.now()
+    account.stopped_at = now
     account.save(update_fields=["credentials", "stopped_at"])
+    SyncPreferences.objects.filter(account=account).update(sync_stopped_at=now, updated_at=now)
+    _audit(account, acting_user, "sync_stopped", {"email": account.email})

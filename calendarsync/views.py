@@ -1,24 +1,41 @@
-"""Personal Preferences > Calendar Sync (C1-C6): the page and the connect flows."""
+"""Personal Preferences > Calendar Sync (C1-C6, O1-O10): the page, its options and the connect flows."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse
+from django.forms import BoundField, CheckboxInput, CheckboxSelectMultiple, RadioSelect
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
+from django_htmx.middleware import HtmxDetails
 
 from accounts.auth import AuthedHttpRequest
 from accounts.models import User
 from calendarsync.actions import (
     INSUFFICIENT_PERMISSIONS_HELP,
     AnotherAccountConnected,
+    CannotStartSync,
+    InvalidPreferences,
     do_connect_account,
+    do_start_sync,
+    do_stop_sync,
+    do_update_preferences,
+    ensure_preferences,
 )
-from calendarsync.models import AccountState, CalendarAccount, Provider
+from calendarsync.forms import (
+    ONE_WAY_OPTIONS,
+    PREFERENCE_FORMS,
+    TWO_WAY_OPTIONS,
+    ExchangeConnectForm,
+    PreferenceForm,
+)
+from calendarsync.models import AccountState, CalendarAccount, Provider, SyncPreferences, SyncType
 from calendarsync.providers.base import InsufficientPermissions, ProviderError, TransientError
 from calendarsync.providers.google import oauth as google_oauth
 from calendarsync.providers.google.adapter import GoogleProvider
@@ -26,24 +43,237 @@ from calendarsync.providers.google.adapter import GoogleProvider
 logger = logging.getLogger(__name__)
 
 GOOGLE_SESSION_KEY = "calsync_google_oauth"
+SYNC_STARTED_MESSAGE = "Sync started. Your activities will show in your calendar within a few minutes."
+
+
+class HtmxHttpRequest(AuthedHttpRequest):
+    """A signed-in request (under ``login_required``) that went through django-htmx's middleware."""
+
+    htmx: HtmxDetails
 
 
 def connected_account(user: User) -> CalendarAccount | None:
     return user.calendar_accounts.filter(stopped_at__isnull=True).prefetch_related("calendars").first()
 
 
+def access_account(user: User, pk: int) -> CalendarAccount:
+    """``user``'s own connected account; anyone else's (or a stopped one) is a 404."""
+    try:
+        return CalendarAccount.objects.get(pk=pk, user=user, stopped_at__isnull=True)
+    except CalendarAccount.DoesNotExist:
+        raise Http404("No such calendar account.") from None
+
+
 def _page_url() -> str:
     return reverse("calendarsync:page")
+
+
+def _another_account_message(account: CalendarAccount) -> str:
+    return f"{account.email} is connected. Stop its sync before adding another account."
+
+
+# --------------------------------------------------------------------------- the page and its options
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option of the page as its fragment shows it: the stored value, and what the last save did."""
+
+    form: PreferenceForm
+    url: str
+    saved: bool = False
+    errors: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.form.name
+
+    @property
+    def title(self) -> str:
+        return self.form.title
+
+    @property
+    def help(self) -> str:
+        return self.form.help
+
+    @property
+    def swaps_all_options(self) -> bool:
+        return self.form.swaps_all_options
+
+    @property
+    def field(self) -> BoundField:
+        return self.form[self.form.name]
+
+    @property
+    def is_choice_list(self) -> bool:
+        return isinstance(self.field.field.widget, RadioSelect | CheckboxSelectMultiple)
+
+    @property
+    def is_checkbox(self) -> bool:
+        return isinstance(self.field.field.widget, CheckboxInput)
+
+
+def _option(
+    form_class: type[PreferenceForm],
+    account: CalendarAccount,
+    preferences: SyncPreferences,
+    user: User,
+    *,
+    saved: bool = False,
+    errors: list[str] | None = None,
+) -> Option:
+    # The form is unbound: the fragment always shows what is stored, never a refused value.
+    return Option(
+        form=form_class(account=account, preferences=preferences, user=user),
+        url=reverse("calendarsync:update_preferences", args=[account.pk, form_class.name]),
+        saved=saved,
+        errors=tuple(errors or ()),
+    )
+
+
+def _account_context(account: CalendarAccount, preferences: SyncPreferences) -> dict[str, Any]:
+    """What the account and option fragments show besides the options themselves."""
+    calendars = list(account.calendars.all())
+    return {
+        "account": account,
+        "preferences": preferences,
+        "read_only_calendars": [calendar for calendar in calendars if not calendar.can_write],
+        "has_writable_calendars": any(calendar.can_write for calendar in calendars),
+        "states": AccountState,
+        "sync_types": SyncType,
+    }
+
+
+def _options_context(
+    account: CalendarAccount,
+    user: User,
+    *,
+    saved: str | None = None,
+    errors: dict[str, list[str]] | None = None,
+) -> dict[str, Any]:
+    preferences = ensure_preferences(account)
+    errors = errors or {}
+    names = TWO_WAY_OPTIONS if preferences.sync_type == SyncType.TWO_WAY else ONE_WAY_OPTIONS
+    options = [
+        _option(
+            PREFERENCE_FORMS[name], account, preferences, user, saved=name == saved, errors=errors.get(name)
+        )
+        for name in names
+    ]
+    return {**_account_context(account, preferences), "options": options}
 
 
 @login_required
 @require_http_methods(["GET"])
 def page(request: AuthedHttpRequest) -> HttpResponse:
+    account = connected_account(request.user)
+    context: dict[str, Any] = {"section": "calendar_sync", "states": AccountState, "account": account}
+    if account is None:
+        # C6: after "Stop sync" the same choices read "Add account".
+        context["had_account"] = request.user.calendar_accounts.exists()
+    else:
+        context.update(_options_context(account, request.user))
+    return render(request, "calendarsync/page.html", context)
+
+
+@login_required
+@require_http_methods(["POST"])
+def update_preferences(request: HtmxHttpRequest, pk: int, option: str) -> HttpResponse:
+    """O8 autosave of one option. htmx gets the option's fragment back; a plain POST a redirect."""
+    account = access_account(request.user, pk)
+    form_class = PREFERENCE_FORMS.get(option)
+    if form_class is None:
+        raise Http404("No such option.")
+    form = form_class(
+        request.POST, account=account, preferences=ensure_preferences(account), user=request.user
+    )
+    errors = form.error_messages() if not form.is_valid() else []
+    if not errors:
+        try:
+            do_update_preferences(acting_user=request.user, account=account, changes=form.changes())
+        except InvalidPreferences:
+            # The forms refuse all of these; only a race (a calendar removed meanwhile) gets here.
+            logger.warning("refused preference change %s for account %s", option, account.pk)
+            errors = ["That choice is no longer available. Reload the page and pick again."]
+    if not request.htmx:
+        if errors:
+            messages.error(request, f"{form.title} was not saved: {' '.join(errors)}")
+        else:
+            messages.success(request, f"Saved: {form.title}.")
+        return redirect(_page_url())
+    status = 422 if errors else 200
+    if form_class.swaps_all_options:
+        # O2: switching sync type shows or hides the two-way-only options.
+        context = _options_context(
+            account, request.user, saved=None if errors else option, errors={option: errors}
+        )
+        return render(request, "calendarsync/_options.html", context, status=status)
+    preferences = ensure_preferences(account)  # read again: the action saved through another instance
+    context = _account_context(account, preferences)
+    context["option"] = _option(
+        form_class, account, preferences, request.user, saved=not errors, errors=errors
+    )
+    return render(request, "calendarsync/_option.html", context, status=status)
+
+
+@login_required
+@require_http_methods(["POST"])
+def start_sync(request: AuthedHttpRequest, pk: int) -> HttpResponse:
+    """O9: the explicit first save."""
+    account = access_account(request.user, pk)
+    try:
+        do_start_sync(acting_user=request.user, account=account)
+    except CannotStartSync as exc:
+        messages.error(request, f"Sync did not start: {exc.message}")
+    else:
+        messages.success(request, SYNC_STARTED_MESSAGE)
+    return redirect(_page_url())
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def stop_sync(request: AuthedHttpRequest, pk: int) -> HttpResponse:
+    """C6 Edit -> Stop sync: GET asks for confirmation, POST disconnects (activities are kept)."""
+    account = access_account(request.user, pk)
+    if request.method == "GET":
+        return render(
+            request, "calendarsync/stop_confirm.html", {"account": account, "section": "calendar_sync"}
+        )
+    do_stop_sync(acting_user=request.user, account=account)
+    messages.success(
+        request,
+        f"Sync stopped and {account.email} disconnected. Your activities are kept. "
+        "You can add an account again below.",
+    )
+    return redirect(_page_url())
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def connect_exchange(request: AuthedHttpRequest) -> HttpResponse:
+    """C3/C5 Exchange: the form validates; connecting waits for the EWS adapter, so nothing is saved."""
+    current = connected_account(request.user)
+    if current is not None and current.provider != Provider.EXCHANGE:
+        messages.error(request, _another_account_message(current))
+        return redirect(_page_url())
+    initial = {"email": current.email} if current is not None else {}
+    form = ExchangeConnectForm(request.POST if request.method == "POST" else None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        messages.info(
+            request,
+            "Connecting Microsoft Exchange is coming soon. Nothing was saved, and your password was not stored.",
+        )
+        return redirect(_page_url())
+    status = 400 if form.is_bound else 200
     return render(
         request,
-        "calendarsync/page.html",
-        {"account": connected_account(request.user), "section": "calendar_sync", "states": AccountState},
+        "calendarsync/connect_exchange.html",
+        {"form": form, "section": "calendar_sync"},
+        status=status,
     )
+
+
+# --------------------------------------------------------------------------- connect: other, Google
 
 
 @login_required
@@ -59,7 +289,7 @@ def connect_google(request: AuthedHttpRequest) -> HttpResponse:
     """C3: send the user to Google's consent screen (offline access, PKCE, state)."""
     current = connected_account(request.user)
     if current is not None and current.provider != Provider.GOOGLE:
-        messages.error(request, f"{current.email} is connected. Stop its sync before adding another account.")
+        messages.error(request, _another_account_message(current))
         return redirect(_page_url())
     redirect_uri = request.build_absolute_uri(reverse("calendarsync:google_callback"))
     auth_url, state, code_verifier = google_oauth.start_authorization(
@@ -113,7 +343,7 @@ def google_callback(request: AuthedHttpRequest) -> HttpResponse:
         messages.error(request, "Google did not list your calendars. Please try connecting again.")
         return redirect(_page_url())
     try:
-        do_connect_account(
+        account = do_connect_account(
             acting_user=request.user,
             provider=Provider.GOOGLE,
             email=tokens.email,
@@ -121,11 +351,12 @@ def google_callback(request: AuthedHttpRequest) -> HttpResponse:
             calendars=calendars,
         )
     except AnotherAccountConnected as exc:
-        messages.error(
-            request, f"{exc.account.email} is connected. Stop its sync before adding another account."
-        )
+        messages.error(request, _another_account_message(exc.account))
         return redirect(_page_url())
-    messages.success(request, f"Connected {tokens.email}.")
+    if account.preferences.sync_started_at is None:
+        messages.success(request, f"Connected {tokens.email}. Review the options below, then start the sync.")
+    else:
+        messages.success(request, f"Connected {tokens.email}. Sync carries on with your options.")
     return redirect(_page_url())
 
 
@@ -142,8 +373,6 @@ def _connect_without_calendar_access(request: AuthedHttpRequest, tokens: google_
             state_detail=INSUFFICIENT_PERMISSIONS_HELP,
         )
     except AnotherAccountConnected as exc:
-        messages.error(
-            request, f"{exc.account.email} is connected. Stop its sync before adding another account."
-        )
+        messages.error(request, _another_account_message(exc.account))
         return
     messages.error(request, "Google did not grant access to your calendar. " + INSUFFICIENT_PERMISSIONS_HELP)
