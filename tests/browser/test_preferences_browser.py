@@ -21,7 +21,7 @@ from calendarsync.models import (
     SyncType,
 )
 from tests.browser.conftest import log_in
-from tests.calendarsync.test_preferences_support import connect_account
+from tests.calendarsync.support import connect_account
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -24,7 +24,7 @@ from calendarsync.models import (
     SyncType,
 )
 from calendarsync.providers.base import RemoteCalendarInfo
-from tests.calendarsync.test_preferences_support import connect_account
+from tests.calendarsync.support import connect_account
 from tests.conftest import activity_type
 
 pytestmark = pytest.mark.django_db

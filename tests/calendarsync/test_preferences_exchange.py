@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from accounts.models import User
 from calendarsync.models import CalendarAccount, Provider
-from tests.calendarsync.test_preferences_support import connect_account
+from tests.calendarsync.support import connect_account
 
 pytestmark = pytest.mark.django_db
 

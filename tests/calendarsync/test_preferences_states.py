@@ -10,7 +10,7 @@ from django.test import Client
 from accounts.models import User
 from calendarsync.actions import do_start_sync
 from calendarsync.models import AccountState, CalendarAccount, Provider
-from tests.calendarsync.test_preferences_support import connect_account
+from tests.calendarsync.support import connect_account
 
 pytestmark = pytest.mark.django_db
 

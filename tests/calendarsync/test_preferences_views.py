@@ -14,7 +14,7 @@ from activities.models import ActivityType
 from calendarsync.actions import do_start_sync
 from calendarsync.models import AuditEvent, CalendarAccount, PrivateEvents, SyncPreferences, SyncType
 from calendarsync.views import SYNC_STARTED_MESSAGE
-from tests.calendarsync.test_preferences_support import HTMX, connect_account
+from tests.calendarsync.support import HTMX, connect_account
 from tests.conftest import activity_type
 
 pytestmark = pytest.mark.django_db
