@@ -6,6 +6,7 @@ import datetime as dt
 from typing import ClassVar
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 
@@ -154,6 +155,16 @@ class Activity(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Calendar sync bookkeeping (R2, R7, R8), written by calendarsync.signals and the sync engine.
+    sync_changed_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When a synced field last changed in the CRM"
+    )
+    sync_seen_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="The change the calendar sync last processed"
+    )
+    sync_read_only_reason = models.CharField(
+        max_length=255, blank=True, editable=False, help_text="Why this activity cannot be edited (R7)"
+    )
 
     class Meta:
         ordering = ("due_date", F("start_at").asc(nulls_first=True), "id")
@@ -161,6 +172,7 @@ class Activity(models.Model):
         indexes: ClassVar = [
             models.Index(fields=("company", "due_date"), name="activity_company_due"),
             models.Index(fields=("owner", "due_date"), name="activity_owner_due"),
+            models.Index(fields=("owner", "sync_changed_at"), name="activity_owner_sync_changed"),
         ]
         constraints: ClassVar = [
             models.CheckConstraint(
@@ -171,6 +183,16 @@ class Activity(models.Model):
 
     def __str__(self) -> str:
         return self.subject
+
+    def clean(self) -> None:
+        """R7: an occurrence of a recurring calendar event is read-only; say why an edit is refused."""
+        super().clean()
+        if self.sync_read_only_reason and self.pk is not None:
+            # Imported lazily: calendarsync depends on this app, not the other way round.
+            from calendarsync.tracking import synced_fields_changed
+
+            if synced_fields_changed(self):
+                raise ValidationError(self.sync_read_only_reason, code="read_only_occurrence")
 
     @property
     def is_all_day(self) -> bool:

@@ -160,6 +160,8 @@ def _store_calendars(account: CalendarAccount, calendars: Sequence[RemoteCalenda
 def do_update_credentials(*, account_id: int, credentials: Mapping[str, Any]) -> None:
     """Persist refreshed tokens (the provider adapter calls this after a refresh)."""
     account = CalendarAccount.objects.select_for_update().get(pk=account_id)
+    if account.stopped_at is not None:
+        return  # stopped meanwhile: its credentials were removed on purpose (C6)
     merged = dict(account.credentials or {})
     merged.update(credentials)
     account.credentials = Secret(merged)
@@ -288,3 +290,11 @@ def do_stop_sync(*, acting_user: User, account: CalendarAccount) -> None:
     account.save(update_fields=["credentials", "stopped_at"])
     SyncPreferences.objects.filter(account=account).update(sync_stopped_at=now, updated_at=now)
     _audit(account, acting_user, "sync_stopped", {"email": account.email})
+
+
+@transaction.atomic
+def do_force_full_resync(*, acting_user: User, account: CalendarAccount) -> None:
+    """Admin: the next run lists the whole calendar again and links what it finds (no duplicates, R10)."""
+    now = timezone.now()
+    CalendarAccount.objects.filter(pk=account.pk).update(full_sync_at=None, next_sync_at=now)
+    _audit(account, acting_user, "full_resync_requested", {})

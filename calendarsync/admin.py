@@ -6,11 +6,20 @@ read-only display, and nothing here renders the model's ``credentials`` attribut
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from accounts.admin import CompanyScopedAdmin
-from calendarsync.models import CalendarAccount, Heartbeat, RemoteCalendar
+from accounts.admin import CompanyScopedAdmin, admin_user
+from calendarsync import admin_sync  # noqa: F401  (registers the engine's records)
+from calendarsync.actions import do_force_full_resync, do_stop_sync
+from calendarsync.models import (
+    AuditEvent,
+    CalendarAccount,
+    Heartbeat,
+    RemoteCalendar,
+    SyncPreferences,
+)
 
 SECRET_FIELDS = ("credentials",)
 
@@ -24,6 +33,36 @@ class RemoteCalendarInline(admin.TabularInline[RemoteCalendar, CalendarAccount])
 
     def has_add_permission(self, request: HttpRequest, obj: CalendarAccount | None = None) -> bool:
         # Calendars come from the provider's list (O1), not from hand entry.
+        return False
+
+
+class SyncPreferencesInline(admin.StackedInline[SyncPreferences, CalendarAccount]):
+    model = SyncPreferences
+    fields = (
+        "calendar",
+        "sync_type",
+        "incoming_type",
+        "outgoing_types",
+        "external_visibility",
+        "private_events",
+        "include_details",
+        "sync_started_at",
+        "sync_stopped_at",
+    )
+    readonly_fields = fields  # users change their own options on the Calendar Sync page (O8)
+    can_delete = False
+    extra = 0
+
+
+class AuditEventInline(admin.TabularInline[AuditEvent, CalendarAccount]):
+    model = AuditEvent
+    fields = ("at", "actor", "action", "detail")
+    readonly_fields = fields
+    ordering = ("-at",)
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: CalendarAccount | None = None) -> bool:
         return False
 
 
@@ -48,10 +87,44 @@ class CalendarAccountAdmin(CompanyScopedAdmin[CalendarAccount]):
         "stopped_at",
     )
     readonly_fields = ("user", "provider", "email", "last_synced_at", "connected_at")
-    inlines = (RemoteCalendarInline,)
+    inlines = (SyncPreferencesInline, RemoteCalendarInline, AuditEventInline)
+    actions = ("force_full_resync", "disconnect")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         # Accounts are connected by their user through OAuth or the Exchange form (C3).
+        return False
+
+    @admin.action(description="Force a full resync of the selected accounts")
+    def force_full_resync(self, request: HttpRequest, queryset: QuerySet[CalendarAccount]) -> None:
+        accounts = list(queryset.filter(stopped_at__isnull=True))
+        for account in accounts:
+            do_force_full_resync(acting_user=admin_user(request), account=account)
+        self.message_user(
+            request, f"A full resync was scheduled for {len(accounts)} account(s).", messages.SUCCESS
+        )
+
+    @admin.action(description="Disconnect the selected accounts (keeps activities, removes credentials)")
+    def disconnect(self, request: HttpRequest, queryset: QuerySet[CalendarAccount]) -> None:
+        accounts = list(queryset.filter(stopped_at__isnull=True))
+        for account in accounts:
+            do_stop_sync(acting_user=admin_user(request), account=account)
+        self.message_user(request, f"Disconnected {len(accounts)} account(s).", messages.SUCCESS)
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(CompanyScopedAdmin[AuditEvent]):
+    company_lookup = "account__user__company"
+    list_display = ("at", "action", "account", "actor")
+    list_filter = ("action",)
+    list_select_related = ("account", "actor")
+    search_fields = ("action", "account__email", "actor__email")
+    ordering = ("-at",)
+    date_hierarchy = "at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: AuditEvent | None = None) -> bool:
         return False
 
 

@@ -8,9 +8,12 @@ types), so a tampered value fails validation instead of reaching the action.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any, ClassVar, cast
+from urllib.parse import urlsplit
 
 from django import forms
+from django.conf import settings
 from django.core.validators import URLValidator
 
 from accounts.models import User
@@ -212,10 +215,30 @@ TWO_WAY_OPTIONS = (
 ONE_WAY_OPTIONS = ("calendar", "sync_type", "outgoing_types", "include_details")
 
 
-class HttpsURLField(forms.URLField):
-    """A password is sent to this server: plain http (or ftp, javascript:, ...) is refused."""
+def _is_loopback(host: str | None) -> bool:
+    if host is None:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
-    default_validators = [URLValidator(schemes=["https"])]
+
+class HttpsURLField(forms.URLField):
+    """A password is sent to this server: https only (never ftp, javascript:, ...).
+
+    Plain http is allowed for loopback hosts (the local Exchange emulator) and with DEBUG on.
+    """
+
+    default_validators = [URLValidator(schemes=["https", "http"])]
+
+    def validate(self, value: Any) -> None:
+        super().validate(value)
+        parts = urlsplit(str(value or ""))
+        if parts.scheme == "http" and not (settings.DEBUG or _is_loopback(parts.hostname)):
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
 
 
 class ExchangeConnectForm(forms.Form):

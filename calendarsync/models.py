@@ -39,9 +39,22 @@ class CalendarAccount(models.Model):
     last_synced_at = models.DateTimeField(null=True, blank=True)
     connected_at = models.DateTimeField(auto_now_add=True)
     stopped_at = models.DateTimeField(null=True, blank=True)
+    # Sync engine bookkeeping (R9, R10), written only by calendarsync.runner and calendarsync.engine.
+    sync_cursor = models.TextField(blank=True, editable=False)
+    sync_cursor_calendar = models.CharField(max_length=1024, blank=True, editable=False)
+    full_sync_at = models.DateTimeField(null=True, blank=True, editable=False)
+    next_sync_at = models.DateTimeField(null=True, blank=True, editable=False)
+    sync_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
+    sync_lease_until = models.DateTimeField(null=True, blank=True, editable=False)
+    sync_lease_token = models.CharField(max_length=32, blank=True, editable=False)
+    last_sync_error = models.CharField(max_length=500, blank=True, editable=False)
+    sync_failures = models.PositiveIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ("-connected_at",)
+        indexes: ClassVar = [
+            models.Index(fields=("next_sync_at",), name="calendaraccount_next_sync"),
+        ]
         constraints: ClassVar = [
             models.UniqueConstraint(
                 fields=("user",),
@@ -116,7 +129,9 @@ class SyncPreferences(models.Model):
     external_visibility = models.CharField(
         max_length=16, choices=ExternalVisibility.choices, default=ExternalVisibility.EVERYONE
     )
-    private_events = models.CharField(max_length=16, choices=PrivateEvents.choices, default=PrivateEvents.ONLY_ME)
+    private_events = models.CharField(
+        max_length=16, choices=PrivateEvents.choices, default=PrivateEvents.ONLY_ME
+    )
     include_details = models.BooleanField(default=True)
     sync_started_at = models.DateTimeField(null=True, blank=True)
     sync_stopped_at = models.DateTimeField(null=True, blank=True)
@@ -145,3 +160,125 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} on {self.account} by {self.actor}"
+
+
+# --------------------------------------------------------------------------- sync engine
+
+
+class LinkOrigin(models.TextChoices):
+    CRM = "crm", "Created in the CRM"
+    CALENDAR = "calendar", "Created in the calendar"
+
+
+class LinkState(models.TextChoices):
+    ACTIVE = "active", "Synced"
+    # The CRM activity was deleted: the next sync deletes the event (R3).
+    DELETE_PENDING = "delete_pending", "Event to be deleted"
+    # No longer synced either way (event deleted in a one-way calendar, deselected type deleted,
+    # read-only occurrence deleted in the CRM); changes to the event are ignored.
+    DETACHED = "detached", "Detached"
+
+
+class EventLink(models.Model):
+    """One CRM activity <-> one calendar event of an account, and what both last agreed on.
+
+    ``snapshot`` holds the synced fields as last agreed, per side (``{"crm": {...}, "cal":
+    {...}}``): comparing each side with it tells which side changed what since (field-by-field
+    merge, no echo). It survives the activity (``activity`` SET_NULL) so a CRM deletion can still
+    delete the event.
+    """
+
+    account = models.ForeignKey(CalendarAccount, on_delete=models.CASCADE, related_name="event_links")
+    activity = models.ForeignKey(
+        "activities.Activity", on_delete=models.SET_NULL, null=True, blank=True, related_name="event_links"
+    )
+    calendar_external_id = models.CharField(max_length=1024)
+    external_id = models.CharField(max_length=1024)
+    etag = models.CharField(max_length=255, blank=True)
+    origin = models.CharField(max_length=16, choices=LinkOrigin.choices)
+    state = models.CharField(max_length=16, choices=LinkState.choices, default=LinkState.ACTIVE)
+    # R5: the type the activity had when it was linked; later mapping changes never retype it.
+    activity_type = models.ForeignKey(
+        "activities.ActivityType", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    snapshot = models.JSONField(default=dict, blank=True)
+    remote_updated = models.DateTimeField(null=True, blank=True)
+    is_recurring_instance = models.BooleanField(default=False)
+    series_id = models.CharField(max_length=1024, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=("account", "external_id"), name="eventlink_unique_event"),
+            models.UniqueConstraint(
+                fields=("account", "activity"),
+                condition=Q(activity__isnull=False),
+                name="eventlink_unique_activity",
+            ),
+        ]
+        indexes: ClassVar = [
+            models.Index(fields=("account", "state"), name="eventlink_account_state"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.external_id} <-> activity {self.activity_id} ({self.state})"
+
+
+class SyncRun(models.Model):
+    """One run of the sync engine for one account: when, what it did, how it ended (R9)."""
+
+    class Outcome(models.TextChoices):
+        OK = "ok", "Completed"
+        RETRY = "retry", "Failed, will retry"
+        FAILED = "failed", "Failed"
+
+    account = models.ForeignKey(CalendarAccount, on_delete=models.CASCADE, related_name="sync_runs")
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    full_sync = models.BooleanField(default=False)
+    counts = models.JSONField(default=dict, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ("-started_at", "-id")
+        indexes: ClassVar = [
+            models.Index(fields=("account", "-started_at"), name="syncrun_account_started"),
+            models.Index(fields=("started_at",), name="syncrun_started"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account} {self.started_at:%Y-%m-%d %H:%M:%S} {self.outcome}"
+
+
+class ActivityTrash(models.Model):
+    """An activity the sync removed because its event was deleted in the calendar (R3).
+
+    ``data`` is a JSON copy of the activity (and its participant ids) an admin can restore.
+    """
+
+    company = models.ForeignKey("accounts.Company", on_delete=models.CASCADE, related_name="+")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    account = models.ForeignKey(
+        CalendarAccount, on_delete=models.SET_NULL, null=True, blank=True, related_name="trash"
+    )
+    activity_id = models.BigIntegerField(help_text="The id the activity had")
+    subject = models.CharField(max_length=255)
+    data = models.JSONField(default=dict)
+    reason = models.CharField(max_length=255)
+    trashed_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    restored_at = models.DateTimeField(null=True, blank=True)
+    restored_activity = models.ForeignKey(
+        "activities.Activity", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ("-trashed_at", "-id")
+        verbose_name_plural = "activity trash"
+
+    def __str__(self) -> str:
+        # No subject: admin pages show this to staff who may not see private activities (A6).
+        return f"Activity #{self.activity_id} (trashed {self.trashed_at:%Y-%m-%d})"

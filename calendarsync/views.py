@@ -32,7 +32,6 @@ from calendarsync.forms import (
     ONE_WAY_OPTIONS,
     PREFERENCE_FORMS,
     TWO_WAY_OPTIONS,
-    ExchangeConnectForm,
     PreferenceForm,
 )
 from calendarsync.models import AccountState, CalendarAccount, Provider, SyncPreferences, SyncType
@@ -246,31 +245,6 @@ def stop_sync(request: AuthedHttpRequest, pk: int) -> HttpResponse:
         "You can add an account again below.",
     )
     return redirect(_page_url())
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def connect_exchange(request: AuthedHttpRequest) -> HttpResponse:
-    """C3/C5 Exchange: the form validates; connecting waits for the EWS adapter, so nothing is saved."""
-    current = connected_account(request.user)
-    if current is not None and current.provider != Provider.EXCHANGE:
-        messages.error(request, _another_account_message(current))
-        return redirect(_page_url())
-    initial = {"email": current.email} if current is not None else {}
-    form = ExchangeConnectForm(request.POST if request.method == "POST" else None, initial=initial)
-    if request.method == "POST" and form.is_valid():
-        messages.info(
-            request,
-            "Connecting Microsoft Exchange is coming soon. Nothing was saved, and your password was not stored.",
-        )
-        return redirect(_page_url())
-    status = 400 if form.is_bound else 200
-    return render(
-        request,
-        "calendarsync/connect_exchange.html",
-        {"form": form, "section": "calendar_sync"},
-        status=status,
-    )
 
 
 # --------------------------------------------------------------------------- connect: other, Google

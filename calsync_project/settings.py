@@ -186,3 +186,16 @@ GOOGLE_API_BASE_URL = env_str("GOOGLE_API_BASE_URL", "https://www.googleapis.com
 GOOGLE_BATCH_URI = env_str("GOOGLE_BATCH_URI", "https://www.googleapis.com/batch/calendar/v3")
 GOOGLE_CALENDAR_SCOPE = "https://www.googleapis.com/auth/calendar"
 GOOGLE_SCOPES = ["openid", "https://www.googleapis.com/auth/userinfo.email", GOOGLE_CALENDAR_SCOPE]
+
+# Microsoft 365 through the Microsoft identity platform (msal) and Microsoft Graph (C2, C3).
+# Production defaults are Microsoft's own endpoints; `make run` and the tests point them at the
+# local emulator (calendarsync/emulators/microsoft.py). MICROSOFT_CA_BUNDLE: a PEM file of CAs
+# to trust for the identity endpoints (the emulator's test CA); empty means the system's CAs.
+MICROSOFT_CLIENT_ID = env_str("MICROSOFT_CLIENT_ID", "")
+MICROSOFT_CLIENT_SECRET = env_str("MICROSOFT_CLIENT_SECRET", "")
+MICROSOFT_AUTHORITY = env_str("MICROSOFT_AUTHORITY", "https://login.microsoftonline.com/common")
+MICROSOFT_GRAPH_BASE_URL = env_str("MICROSOFT_GRAPH_BASE_URL", "https://graph.microsoft.com/v1.0/")
+MICROSOFT_CA_BUNDLE = env_str("MICROSOFT_CA_BUNDLE", "")
+MICROSOFT_CALENDAR_SCOPE = "Calendars.ReadWrite"
+# msal adds openid, profile and offline_access itself (and refuses them here).
+MICROSOFT_SCOPES = [MICROSOFT_CALENDAR_SCOPE, "User.Read"]

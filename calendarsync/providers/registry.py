@@ -9,7 +9,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from calendarsync.providers.base import CalendarProvider
+from calendarsync.providers.exchange.adapter import ExchangeProvider
 from calendarsync.providers.google.adapter import GoogleProvider
+from calendarsync.providers.microsoft.adapter import MicrosoftProvider
 
 if TYPE_CHECKING:
     from calendarsync.models import CalendarAccount
@@ -17,7 +19,9 @@ if TYPE_CHECKING:
 ProviderFactory = Callable[["CalendarAccount"], CalendarProvider]
 
 PROVIDERS: dict[str, ProviderFactory] = {
+    "exchange": ExchangeProvider.from_account,
     "google": GoogleProvider.from_account,
+    "microsoft": MicrosoftProvider.from_account,
 }
 
 

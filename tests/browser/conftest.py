@@ -11,6 +11,8 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from accounts.models import User
 from tests.calendarsync.conftest import google_emulator, google_emulator_server  # noqa: F401  (shared fixtures)
+from tests.calendarsync.conftest_exchange import exchange_emulator, exchange_emulator_server  # noqa: F401
+from tests.calendarsync.conftest_microsoft import microsoft_emulator, microsoft_emulator_servers  # noqa: F401
 from tests.conftest import PASSWORD
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

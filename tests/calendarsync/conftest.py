@@ -10,6 +10,8 @@ from pytest_django.fixtures import Settings
 
 from calendarsync.emulators.google import GoogleEmulator
 from calendarsync.emulators.server import EmulatorServer
+from tests.calendarsync.conftest_exchange import exchange_emulator, exchange_emulator_server  # noqa: F401
+from tests.calendarsync.conftest_microsoft import microsoft_emulator, microsoft_emulator_servers  # noqa: F401
 
 GOOGLE_TEST_CLIENT_ID = "test-client-id"
 GOOGLE_TEST_CLIENT_SECRET = "test-client-secret"

@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Company, User
-from calendarsync.models import CalendarAccount, Heartbeat, Provider, RemoteCalendar
+from calendarsync.models import AuditEvent, CalendarAccount, Heartbeat, Provider, RemoteCalendar
 from tests.activities.test_admin import DOESNT_EXIST, grant_admin_permissions, logged_in
 from tests.conftest import PASSWORD, make_user
 
@@ -31,7 +31,6 @@ def account(owner: User) -> CalendarAccount:
         user=owner,
         provider=Provider.GOOGLE,
         email="owner@gmail.test",
-        # The stubs see a TextField; EncryptedJSONField takes a dict.
         credentials={"refresh_token": SECRET, "access_token": "ya29.SECRET-ACCESS"},
         last_synced_at=timezone.now(),
     )
@@ -102,6 +101,15 @@ def test_c7_saving_the_change_form_keeps_the_credentials(
             "calendars-0-name": "Owner's calendar",
             "calendars-0-is_primary": "on",
             "calendars-0-can_write": "on",
+            # The read-only preferences and audit-trail inlines still post their management forms.
+            "preferences-TOTAL_FORMS": "0",
+            "preferences-INITIAL_FORMS": "0",
+            "preferences-MIN_NUM_FORMS": "0",
+            "preferences-MAX_NUM_FORMS": "1",
+            "audit_events-TOTAL_FORMS": "0",
+            "audit_events-INITIAL_FORMS": "0",
+            "audit_events-MIN_NUM_FORMS": "0",
+            "audit_events-MAX_NUM_FORMS": "1000",
         },
     )
 
@@ -168,3 +176,56 @@ def test_heartbeat_admin_is_read_only(superuser_client: Client) -> None:
     assert add.status_code == 403
     beat.refresh_from_db()
     assert beat.name == "celery"
+
+
+def run_action(client: Client, action: str, account: CalendarAccount) -> str:
+    response = client.post(
+        reverse("admin:calendarsync_calendaraccount_changelist"),
+        {"action": action, "_selected_action": [account.pk]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_force_full_resync_makes_the_account_due_for_a_full_listing(
+    superuser_client: Client,
+    account: CalendarAccount,
+) -> None:
+    CalendarAccount.objects.filter(pk=account.pk).update(sync_cursor="cursor-1", next_sync_at=None)
+    html = run_action(superuser_client, "force_full_resync", account)
+    account.refresh_from_db()
+    assert "A full resync was scheduled for 1 account(s)." in html
+    assert account.full_sync_at is None
+    assert account.next_sync_at is not None
+    assert AuditEvent.objects.filter(account=account, action="full_resync_requested").exists()
+
+
+def test_disconnect_removes_credentials_and_keeps_the_account_record(
+    superuser_client: Client,
+    account: CalendarAccount,
+) -> None:
+    html = run_action(superuser_client, "disconnect", account)
+    account.refresh_from_db()
+    assert "Disconnected 1 account(s)." in html
+    assert account.stopped_at is not None
+    assert account.credentials is None
+    assert AuditEvent.objects.filter(account=account, action="sync_stopped").exists()
+
+
+def test_change_page_shows_preferences_and_audit_trail_but_no_credentials(
+    superuser_client: Client,
+    account: CalendarAccount,
+) -> None:
+    from calendarsync.actions import ensure_preferences
+
+    ensure_preferences(account)
+    AuditEvent.objects.create(account=account, action="preferences_updated", detail={"sync_type": "one_way"})
+    html = superuser_client.get(
+        reverse("admin:calendarsync_calendaraccount_change", args=[account.pk])
+    ).content.decode()
+    assert "Sync type" in html
+    assert "preferences_updated" in html
+    assert SECRET not in html
+    audit_html = superuser_client.get(reverse("admin:calendarsync_auditevent_changelist")).content.decode()
+    assert "preferences_updated" in audit_html

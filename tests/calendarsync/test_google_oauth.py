@@ -182,7 +182,7 @@ def test_r9_refreshed_tokens_are_saved_encrypted_on_the_account(owner: User, goo
     account = CalendarAccount(user=owner, provider=Provider.GOOGLE, email=granted.email)
     account.credentials = Secret(granted.as_credentials())
     account.save()
-    assert set(PROVIDERS) == {"google"}
+    assert "google" in PROVIDERS
     provider = provider_for(account)
     google_emulator.emulator.expire_access_tokens(USER)
     assert provider.list_calendars()

@@ -61,7 +61,7 @@ def test_c3_without_an_account_the_page_offers_every_provider(owner_client: Clie
     assert "Connect an account" in html
     assert 'id="connect-google"' in html
     assert "Microsoft 365" in html
-    assert "Coming soon" in html
+    assert 'id="connect-microsoft"' in html
     assert reverse("calendarsync:connect_exchange") in html
     assert reverse("calendarsync:connect_other") in html
     assert 'id="sync-options"' not in html

@@ -10,7 +10,12 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
+from calendarsync.emulators import exchange_demo
 from calendarsync.emulators.google import GoogleEmulator
+from calendarsync.emulators.microsoft_demo import DEMO_USER as MICROSOFT_DEMO_USER
+from calendarsync.emulators.microsoft_demo import LOCAL_CLIENT_ID as MICROSOFT_CLIENT_ID
+from calendarsync.emulators.microsoft_demo import LOCAL_CLIENT_SECRET as MICROSOFT_CLIENT_SECRET
+from calendarsync.emulators.microsoft_demo import start_microsoft_emulator
 from calendarsync.emulators.server import EmulatorServer
 
 DEMO_USER = "demo.google@example.com"
@@ -59,6 +64,21 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--google-port", type=int, default=8701, help="port of the Google emulator")
         parser.add_argument(
+            "--microsoft-port", type=int, default=8702, help="port of the Microsoft Graph emulator"
+        )
+        parser.add_argument(
+            "--microsoft-identity-port",
+            type=int,
+            default=8703,
+            help="HTTPS port of the Microsoft sign-in emulator",
+        )
+        parser.add_argument(
+            "--exchange-port",
+            type=int,
+            default=exchange_demo.DEFAULT_PORT,
+            help="port of the Exchange (EWS) emulator",
+        )
+        parser.add_argument(
             "--host", default="127.0.0.1", help="interface to listen on (loopback by default)"
         )
 
@@ -82,8 +102,34 @@ class Command(BaseCommand):
             ("OAUTHLIB_INSECURE_TRANSPORT", "1"),
         ):
             self.stdout.write(f"export {name}={value}")
+        ms_client_id = str(getattr(settings, "MICROSOFT_CLIENT_ID", "") or MICROSOFT_CLIENT_ID)
+        ms_client_secret = str(getattr(settings, "MICROSOFT_CLIENT_SECRET", "") or MICROSOFT_CLIENT_SECRET)
+        microsoft = start_microsoft_emulator(
+            client_id=ms_client_id,
+            client_secret=ms_client_secret,
+            host=options["host"],
+            graph_port=options["microsoft_port"],
+            identity_port=options["microsoft_identity_port"],
+            var_dir=settings.VAR_DIR,
+        )
+        self.stdout.write(
+            f"Microsoft 365 emulator at {microsoft.graph.url}/ (Graph), {microsoft.identity.url}/ (sign-in, "
+            f"HTTPS with the test CA in {microsoft.ca_file}); demo user {MICROSOFT_DEMO_USER}."
+        )
+        for name, value in microsoft.settings(ms_client_id, ms_client_secret).items():
+            self.stdout.write(f"export {name}={value}")
+        exchange = exchange_demo.start_exchange_emulator(options["host"], options["exchange_port"])
+        self.stdout.write(
+            f"Exchange (EWS) emulator at {exchange.url}/; connect with server URL {exchange_demo.server_url(exchange)}, "
+            f"e-mail {exchange_demo.DEMO_USER}, password {exchange_demo.DEMO_PASSWORD} (two-factor: refused) "
+            f"or app password {exchange_demo.DEMO_APP_PASSWORD}."
+        )
         self.stdout.flush()
         # Process managers stop us with SIGTERM: shut down as cleanly as on Ctrl-C.
         signal.signal(signal.SIGTERM, _interrupt)
-        server.serve_until_interrupted()
-        self.stdout.write("Google emulator stopped.")
+        try:
+            server.serve_until_interrupted()
+        finally:
+            microsoft.stop()
+            exchange.stop()
+        self.stdout.write("Google and Microsoft 365 emulators stopped.")

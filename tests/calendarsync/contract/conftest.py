@@ -202,8 +202,13 @@ def google_setup(request: pytest.FixtureRequest) -> ContractSetup:
 
 # --------------------------------------------------------------------------- registry of setups
 
+from tests.calendarsync.contract.exchange_setup import exchange_setup  # noqa: E402  (it needs ContractSetup)
+from tests.calendarsync.contract.microsoft_setup import microsoft_setup  # noqa: E402  (it needs ContractSetup)
+
 PROVIDER_SETUPS: dict[str, Callable[[pytest.FixtureRequest], ContractSetup]] = {
     "google": google_setup,
+    "microsoft": microsoft_setup,
+    "exchange": exchange_setup,
 }
 
 

@@ -1,0 +1,162 @@
+"""How the emulated Outlook calendar shows events: Graph's JSON, calendar views and occurrences.
+
+Event resource: https://learn.microsoft.com/en-us/graph/api/resources/event
+Callers hold `MicrosoftState.lock`.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import html
+import re
+from dataclasses import dataclass
+
+from calendarsync.emulators.google_http import JsonDict
+from calendarsync.emulators.google_rrule import Occurrence
+from calendarsync.emulators.microsoft_events import (
+    Timing,
+    format_local,
+    instant,
+    occurrence_id,
+    occurrences_of,
+    timing,
+    zone,
+)
+from calendarsync.emulators.microsoft_state import Calendar, StoredEvent, Window, format_graph_timestamp
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """What the request's Prefer header and $expand asked for."""
+
+    time_zone: str = "UTC"
+    text_body: bool = False
+    # None: no singleValueExtendedProperties; otherwise the (lower-case) ids to include ("*": all).
+    extended: frozenset[str] | None = None
+
+
+def _html_of(text: str) -> str:
+    lines = "<br>\r\n".join(html.escape(line) for line in text.split("\n"))
+    return f'<html>\r\n<head>\r\n<meta http-equiv="Content-Type" content="text/html; charset=utf-8">\r\n</head>\r\n<body>\r\n<div>{lines}</div>\r\n</body>\r\n</html>\r\n'
+
+
+def text_of(markup: str) -> str:
+    markup = re.sub(r"(?is)<(head|style|script)\b.*?</\1>", "", markup)
+    markup = re.sub(r"(?i)<br\s*/?>\s*", "\n", markup)
+    markup = re.sub(r"(?i)</(p|div)>\s*", "\n", markup)
+    return html.unescape(re.sub(r"<[^>]+>", "", markup)).replace("\r", "").strip("\n")
+
+
+def _render_body(body: JsonDict, text: bool) -> JsonDict:
+    if text:
+        content = body["content"] if body["contentType"] == "text" else text_of(body["content"])
+        return {"contentType": "text", "content": content}
+    content = (
+        body["content"]
+        if body["contentType"] == "html"
+        else (_html_of(body["content"]) if body["content"] else "")
+    )
+    return {"contentType": "html", "content": content}
+
+
+def _render_when(value: dt.date, options: RenderOptions) -> JsonDict:
+    if isinstance(value, dt.datetime):
+        local = value.astimezone(zone(options.time_zone))
+        return {"dateTime": format_local(local.replace(tzinfo=None)), "timeZone": options.time_zone}
+    # All-day events float: midnight of their dates in whatever zone the caller reads in.
+    return {"dateTime": format_local(dt.datetime.combine(value, dt.time(0))), "timeZone": options.time_zone}
+
+
+def render(
+    stored: StoredEvent,
+    calendar: Calendar,
+    options: RenderOptions,
+    occurrence: Occurrence | None = None,
+) -> JsonDict:
+    """The event (or one occurrence of its series) as Graph returns it."""
+    fields = stored.fields
+    span = timing(fields) if occurrence is None else Timing(occurrence.start, occurrence.end)
+    if occurrence is not None:
+        kind, item_id = "occurrence", occurrence_id(stored.id, occurrence)
+    else:
+        kind, item_id = ("seriesMaster" if stored.recurring else "singleInstance"), stored.id
+    text = _render_body(fields["body"], options.text_body)
+    preview = (text["content"] if text["contentType"] == "text" else text_of(text["content"]))[:255]
+    resource: JsonDict = {
+        "@odata.etag": stored.etag,
+        "id": item_id,
+        "createdDateTime": format_graph_timestamp(stored.created),
+        "lastModifiedDateTime": format_graph_timestamp(stored.modified),
+        "changeKey": stored.change_key,
+        "categories": list(fields["categories"]),
+        "transactionId": stored.transaction_id,
+        "originalStartTimeZone": fields["start"]["timeZone"],
+        "originalEndTimeZone": fields["end"]["timeZone"],
+        "iCalUId": stored.ical_uid,
+        "reminderMinutesBeforeStart": fields["reminderMinutesBeforeStart"],
+        "isReminderOn": fields["isReminderOn"],
+        "hasAttachments": False,
+        "subject": fields["subject"],
+        "bodyPreview": preview,
+        "importance": fields["importance"],
+        "sensitivity": fields["sensitivity"],
+        "isAllDay": fields["isAllDay"],
+        "isCancelled": False,
+        "isOrganizer": True,
+        "responseRequested": True,
+        "seriesMasterId": stored.id if occurrence is not None else None,
+        "showAs": fields["showAs"],
+        "type": kind,
+        "webLink": f"https://outlook.office365.com/owa/?itemid={item_id}&exvsurl=1&path=/calendar/item",
+        "isOnlineMeeting": False,
+        "isDraft": False,
+        "responseStatus": {"response": "organizer", "time": "0001-01-01T00:00:00Z"},
+        "body": text,
+        "start": _render_when(span.start, options),
+        "end": _render_when(span.end, options),
+        "location": copy.deepcopy(fields["location"]),
+        "locations": [copy.deepcopy(fields["location"])] if fields["location"]["displayName"] else [],
+        "recurrence": copy.deepcopy(fields["recurrence"]) if occurrence is None else None,
+        "attendees": copy.deepcopy(fields["attendees"]),
+        "organizer": {"emailAddress": {"name": calendar.owner, "address": calendar.owner}},
+    }
+    if occurrence is not None:
+        start = occurrence.start
+        resource["originalStart"] = format_graph_timestamp(
+            start if isinstance(start, dt.datetime) else dt.datetime.combine(start, dt.time(0), tzinfo=dt.UTC)
+        )
+    if options.extended is not None:
+        wanted = options.extended
+        props = [
+            {"id": prop_id, "value": value}
+            for prop_id, value in stored.extended.items()
+            if "*" in wanted or prop_id.lower() in wanted
+        ]
+        if props:
+            resource["singleValueExtendedProperties"] = props
+    return resource
+
+
+def overlaps(start: dt.date, end: dt.date, window: Window) -> bool:
+    begin, finish = instant(start), instant(end)
+    if finish == begin:
+        return window.start <= begin < window.end
+    return begin < window.end and finish > window.start
+
+
+def views_in_window(
+    stored: StoredEvent, calendar: Calendar, window: Window, options: RenderOptions
+) -> list[JsonDict]:
+    """What a calendarView of ``window`` shows of the event: itself, or its occurrences."""
+    if stored.deleted:
+        return []
+    if not stored.recurring:
+        span = timing(stored.fields)
+        return [render(stored, calendar, options)] if overlaps(span.start, span.end, window) else []
+    return [
+        render(stored, calendar, options, occurrence)
+        for occurrence in occurrences_of(stored.fields, window.end)
+        if overlaps(occurrence.start, occurrence.end, window)
+        and occurrence_id(stored.id, occurrence) not in stored.cancelled_occurrences
+    ]

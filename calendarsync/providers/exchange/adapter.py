@@ -1,0 +1,341 @@
+"""Microsoft Exchange (EWS) implementation of ``CalendarProvider``, on exchangelib.
+
+Reference: https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/ews-operations-in-exchange
+Facts this relies on are collected in /work/shared/PROVIDERS.md (Exchange section).
+Item mapping lives in ``mapping.py``, error mapping in ``errors.py``, exchangelib set-up in ``client.py``,
+the EWS requests in ``services.py`` and the change listings in ``changes.py``.
+
+How the protocol's promises are kept over EWS:
+
+- Idempotent creates: each item we create carries our idempotency key as an extended property.
+  Every create first looks for the key (FindItem with a restriction) in the calendar and in
+  Deleted Items, so a repeated or retried create adopts the item the first one made, and an
+  item the user deleted since is reported as ``Conflict`` (a new key recreates it).
+- Changes: SyncFolderItems with the folder's sync state as the cursor (ErrorInvalidSyncStateData
+  -> ``CursorExpired``). Series come as masters; their occurrences in the window come from a
+  CalendarView, so recurring events are synced as occurrences (R7).
+- Conflicts: UpdateItem sends the item's ChangeKey (our etag) with ConflictResolution
+  NeverOverwrite; a stale one answers ErrorIrresolvableConflict -> ``Conflict``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from exchangelib.restriction import Q
+
+from calendarsync.providers.base import (
+    AuthRevoked,
+    ChangePage,
+    Conflict,
+    EventData,
+    InsufficientPermissions,
+    InvalidEvent,
+    NotFound,
+    ProviderError,
+    RemoteCalendarInfo,
+    RemoteEvent,
+    TransientError,
+)
+from calendarsync.providers.exchange.changes import full_listing, incremental_listing
+from calendarsync.providers.exchange.client import KEY_FIELD, TAG_FIELD, ExchangeClient, ExchangeLogin
+from calendarsync.providers.exchange.errors import EXCHANGE_FAILURES, Operation, map_exchange_error
+from calendarsync.providers.exchange.mapping import Cursor, item_fields, parse_item, same_content
+from calendarsync.providers.exchange.services import EwsCalls
+
+if TYPE_CHECKING:
+    from calendarsync.models import CalendarAccount
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Retry policy for transient failures (ErrorServerBusy, 5xx, timeouts, resets): a few attempts
+# here, then TransientError for the caller (the Celery task) to reschedule. Sleeps honour the
+# server's BackOffMilliseconds but are capped so a worker is never parked long.
+MAX_ATTEMPTS = 3
+BACKOFF_BASE_SECONDS = 1.0
+MAX_RETRY_SLEEP_SECONDS = 10.0
+# Items per CreateItem request (exchangelib would send 100); a failed batch stays cheap to retry.
+BATCH_SIZE = 50
+
+
+def retry_delay(error: TransientError, attempt: int) -> float:
+    wanted = error.retry_after if error.retry_after is not None else BACKOFF_BASE_SECONDS * 2 ** (attempt - 1)
+    return min(max(wanted, 0.0), MAX_RETRY_SLEEP_SECONDS)
+
+
+def _chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
+    for offset in range(0, len(items), size):
+        yield items[offset : offset + size]
+
+
+def _deleted_since(key: str) -> Conflict:
+    return Conflict(
+        f"The Exchange item created under key {key!r} was deleted since; creating it again needs a new key"
+    )
+
+
+Pending = list[tuple[int, EventData, str]]  # (index in the caller's list, event, idempotency key)
+Outcomes = dict[int, RemoteEvent | ProviderError]
+
+
+class ExchangeProvider:
+    """``CalendarProvider`` over Exchange Web Services for one mailbox."""
+
+    def __init__(
+        self,
+        client: ExchangeClient,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        attempts: int = MAX_ATTEMPTS,
+    ) -> None:
+        self._client = client
+        self._calls = EwsCalls(client)
+        self._sleep = sleep
+        self._attempts = max(1, attempts)
+
+    @classmethod
+    def from_credentials(
+        cls,
+        credentials: Mapping[str, Any],
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        attempts: int = MAX_ATTEMPTS,
+    ) -> ExchangeProvider:
+        login = ExchangeLogin.from_credentials(credentials)
+        if not login.email or not login.password or not login.server_url:
+            raise AuthRevoked("Incomplete Exchange credentials: reconnect the account")
+        return cls(ExchangeClient(login), sleep=sleep, attempts=attempts)
+
+    @classmethod
+    def from_account(cls, account: CalendarAccount) -> ExchangeProvider:
+        """The provider for a stored account (credentials decrypted from the store, C7)."""
+        if not account.credentials:
+            raise AuthRevoked("No stored Exchange credentials: reconnect the account")
+        return cls.from_credentials(account.credentials)
+
+    # ---------------------------------------------------------------- plumbing
+
+    def _run(self, call: Callable[[], T], operation: Operation) -> T:
+        """Make one EWS call, retrying transient failures (honouring the server's back-off)."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return call()
+            except EXCHANGE_FAILURES as exc:
+                error = map_exchange_error(exc, operation)
+                if not isinstance(error, TransientError) or attempt >= self._attempts:
+                    raise error from exc
+                logger.warning("Exchange: %s; retry %d of %d", error.message, attempt, self._attempts - 1)
+                self._sleep(retry_delay(error, attempt))
+
+    def _fetch(self, external_id: str) -> RemoteEvent:
+        [result] = self._calls.get_items([external_id])
+        if isinstance(result, Exception):
+            raise map_exchange_error(result, Operation.READ)
+        return parse_item(result)
+
+    # ---------------------------------------------------------------- reading
+
+    def list_calendars(self) -> list[RemoteCalendarInfo]:
+        folder = self._run(self._calls.default_calendar, Operation.LIST)
+        rights = getattr(folder, "effective_rights", None)
+        can_write = bool(getattr(rights, "create_contents", True)) if rights is not None else True
+        name = str(folder.name or "Calendar")
+        return [
+            RemoteCalendarInfo(external_id=str(folder.id), name=name, is_primary=True, can_write=can_write)
+        ]
+
+    def list_changes(
+        self,
+        calendar_id: str,
+        cursor: str | None,
+        *,
+        window_start: dt.datetime,
+        window_end: dt.datetime,
+    ) -> ChangePage:
+        if cursor is None:
+            return self._run(
+                lambda: full_listing(self._calls, calendar_id, window_start, window_end), Operation.CHANGES
+            )
+        previous = Cursor.decode(cursor)
+        return self._run(
+            lambda: incremental_listing(self._calls, calendar_id, previous, window_start, window_end),
+            Operation.CHANGES,
+        )
+
+    def get_event(self, calendar_id: str, external_id: str) -> RemoteEvent:
+        return self._run(lambda: self._fetch(external_id), Operation.READ)
+
+    def find_by_tag(self, calendar_id: str, tag: str) -> RemoteEvent | None:
+        calendar = self._client.calendar_folder(calendar_id)
+        query = Q(**{TAG_FIELD: tag})
+        found = self._run(lambda: self._calls.find([calendar], query, (TAG_FIELD,)), Operation.LIST)
+        for item in found:
+            if getattr(item, TAG_FIELD, None) != tag:
+                continue
+            try:
+                return self.get_event(calendar_id, str(item.id))
+            except NotFound:
+                continue
+        return None
+
+    # ---------------------------------------------------------------- creating
+
+    def create_event(self, calendar_id: str, event: EventData, *, idempotency_key: str) -> RemoteEvent:
+        """Create once per key: a repeat (or a retry after a lost answer) adopts the first item.
+
+        If that item was deleted in the calendar since (it sits in Deleted Items), raises
+        ``Conflict``: creating it again takes a new idempotency key.
+        """
+        [result] = self.create_events(calendar_id, [(event, idempotency_key)])
+        if isinstance(result, ProviderError):
+            raise result
+        return result
+
+    def create_events(
+        self, calendar_id: str, items: list[tuple[EventData, str]]
+    ) -> list[RemoteEvent | ProviderError]:
+        """``create_event`` for many items: one FindItem and one CreateItem per BATCH_SIZE items."""
+        results: list[RemoteEvent | ProviderError | None] = [None] * len(items)
+        valid: list[int] = []
+        for index, (event, _key) in enumerate(items):
+            try:
+                event.validate()
+            except InvalidEvent as exc:
+                results[index] = exc
+                continue
+            valid.append(index)
+        for chunk in _chunks(valid, BATCH_SIZE):
+            for index, outcome in self._create_chunk(calendar_id, [(i, *items[i]) for i in chunk]).items():
+                results[index] = outcome
+        return [r if r is not None else ProviderError("no result") for r in results]
+
+    def _create_chunk(self, calendar_id: str, chunk: Pending) -> Outcomes:
+        """Find, create what is missing, read back; transient failures retry the rest of the chunk.
+
+        A retry finds again first, so an item whose CreateItem did land (answer lost, or a
+        batch aborted part-way) is adopted, never created twice (R10).
+        """
+        outcomes: Outcomes = {}
+        pending = list(chunk)
+        attempt = 0
+        while pending:
+            attempt += 1
+            try:
+                outcomes.update(self._create_attempt(calendar_id, pending))
+            except EXCHANGE_FAILURES as exc:
+                error = map_exchange_error(exc, Operation.CREATE)
+                if isinstance(error, AuthRevoked | InsufficientPermissions):
+                    raise error from exc
+                if not isinstance(error, TransientError) and len(pending) > 1:
+                    # exchangelib raises on the first refused item of a batch: find the culprit
+                    # by creating the rest one by one (each finds first what did land).
+                    for entry in pending:
+                        outcomes.update(self._create_chunk(calendar_id, [entry]))
+                    return outcomes
+                if not isinstance(error, TransientError) or attempt >= self._attempts:
+                    outcomes.update(dict.fromkeys((index for index, _, _ in pending), error))
+                    return outcomes
+                logger.warning(
+                    "Exchange create: %s; retry %d of %d", error.message, attempt, self._attempts - 1
+                )
+                self._sleep(retry_delay(error, attempt))
+                continue
+            retry = [entry for entry in pending if isinstance(outcomes.get(entry[0]), TransientError)]
+            if not retry or attempt >= self._attempts:
+                break
+            delays = [outcomes[index] for index, _, _ in retry]
+            self._sleep(max(retry_delay(e, attempt) for e in delays if isinstance(e, TransientError)))
+            pending = retry
+        return outcomes
+
+    def _existing(self, calendar_id: str, keys: list[str]) -> tuple[dict[str, str], set[str]]:
+        """Which keys made an item already: key -> live item id, and the keys deleted since."""
+        calendar = self._client.calendar_folder(calendar_id)
+        trash = self._client.deleted_items_folder()
+        # One FindItem over the calendar and Deleted Items (where Outlook's delete moves items).
+        query = Q(**{f"{KEY_FIELD}__in": keys})
+        found = self._calls.find([calendar, trash], query, (KEY_FIELD, "parent_folder_id"))
+        live: dict[str, str] = {}
+        deleted: set[str] = set()
+        trash_id = self._calls.deleted_items_folder_id() if found else ""
+        for item in found:
+            key = str(getattr(item, KEY_FIELD, "") or "")
+            parent = getattr(item, "parent_folder_id", None)
+            if parent is not None and str(parent.id) == trash_id:
+                deleted.add(key)
+            else:
+                live.setdefault(key, str(item.id))
+        return live, deleted
+
+    def _create_attempt(self, calendar_id: str, pending: Pending) -> Outcomes:
+        live, deleted = self._existing(calendar_id, [key for _, _, key in pending])
+        outcomes: Outcomes = {}
+        to_create = [(i, event, key) for i, event, key in pending if key not in live and key not in deleted]
+        for index, _, key in pending:
+            if key in deleted and key not in live:
+                outcomes[index] = _deleted_since(key)
+        created_ids: dict[int, str] = {}
+        if to_create:
+            values = [item_fields(event, key=key) for _, event, key in to_create]
+            created = self._calls.create_items(calendar_id, values, chunk_size=BATCH_SIZE)
+            for (index, _, _), result in zip(to_create, created, strict=True):
+                if isinstance(result, Exception):
+                    outcomes[index] = map_exchange_error(result, Operation.CREATE)
+                else:
+                    created_ids[index] = str(result.id)
+        wanted = {index: live[key] for index, _, key in pending if key in live} | created_ids
+        order = list(wanted)
+        for index, result in zip(order, self._calls.get_items([wanted[i] for i in order]), strict=True):
+            if isinstance(result, Exception):
+                error = map_exchange_error(result, Operation.READ)
+                if isinstance(error, AuthRevoked | InsufficientPermissions | TransientError):
+                    raise error
+                outcomes[index] = error
+                continue
+            try:
+                outcomes[index] = parse_item(result)
+            except InvalidEvent as exc:
+                outcomes[index] = exc
+        return outcomes
+
+    # ---------------------------------------------------------------- changing
+
+    def update_event(
+        self, calendar_id: str, external_id: str, event: EventData, *, etag: str | None
+    ) -> RemoteEvent:
+        values = item_fields(event)
+
+        def update() -> RemoteEvent:
+            result = self._calls.update_item(external_id, etag, values)
+            if isinstance(result, Exception):
+                raise result
+            return self._fetch(external_id)
+
+        try:
+            return self._run(update, Operation.WRITE)
+        except Conflict:
+            # A retried write whose first attempt did land also meets a stale key: if the item
+            # already holds exactly what we wanted, that is success, not a conflict.
+            current = self._run(lambda: self._fetch(external_id), Operation.READ)
+            if same_content(current, event):
+                return current
+            raise
+
+    def delete_event(self, calendar_id: str, external_id: str, *, etag: str | None = None) -> None:
+        def delete() -> None:
+            result = self._calls.delete_item(external_id)
+            if isinstance(result, Exception):
+                raise result
+
+        try:
+            self._run(delete, Operation.WRITE)
+        except NotFound:
+            return  # already gone: the goal is reached

@@ -1,0 +1,267 @@
+"""exchangelib CalendarItems <-> our dataclasses, and the change cursor (never raw items past the adapter).
+
+CalendarItem: https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/calendaritem
+All-day items: https://learn.microsoft.com/en-us/exchange/client-developer/exchange-web-services/how-to-create-all-day-events-by-using-ews-in-exchange
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import html
+import json
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.utils.html import strip_tags
+from exchangelib import EWSDate, EWSDateTime, EWSTimeZone
+from exchangelib.errors import UnknownTimeZone
+from exchangelib.properties import Attendee as EwsAttendee
+from exchangelib.properties import Body, HTMLBody, Mailbox
+
+from calendarsync.providers.base import Attendee, CursorExpired, EventData, InvalidEvent, RemoteEvent
+from calendarsync.providers.exchange.client import KEY_FIELD, TAG_FIELD
+
+SINGLE = "Single"
+OCCURRENCE = "Occurrence"
+EXCEPTION = "Exception"
+RECURRING_MASTER = "RecurringMaster"
+UTC = EWSTimeZone("UTC")
+
+# What we read of an item (GetItem) and what we write (CreateItem, UpdateItem).
+READ_FIELDS = (
+    "subject",
+    "body",
+    "location",
+    "start",
+    "end",
+    "is_all_day",
+    "legacy_free_busy_status",
+    "sensitivity",
+    "required_attendees",
+    "optional_attendees",
+    "last_modified_time",
+    "type",
+    "uid",
+    "_start_timezone",
+    "_end_timezone",
+    TAG_FIELD,
+)
+WRITE_FIELDS = (
+    "subject",
+    "body",
+    "location",
+    "start",
+    "end",
+    "is_all_day",
+    "legacy_free_busy_status",
+    "sensitivity",
+    "required_attendees",
+    "optional_attendees",
+    TAG_FIELD,
+)
+_RESPONSES = {"Accept": "accepted", "Decline": "declined", "Tentative": "tentative", "Organizer": "accepted"}
+
+
+def _aware(value: Any, what: str) -> dt.datetime:
+    if not isinstance(value, dt.datetime) or value.tzinfo is None:
+        raise InvalidEvent(f"{what} is missing or has no time zone")
+    return dt.datetime.fromisoformat(value.isoformat()).astimezone(dt.UTC)
+
+
+def _modified(value: Any) -> dt.datetime:
+    """LastModifiedTime comes to the second: report the last instant of that second.
+
+    Exchange truncates the stamp; the change happened somewhere in that second. Taking its end
+    keeps "changed after the sync started" (R2) true for a change made just after the start.
+    """
+    return _aware(value, "last modified time").replace(microsecond=999_999)
+
+
+def _plain_date(value: Any, what: str) -> dt.date:
+    if isinstance(value, dt.datetime) or not isinstance(value, dt.date):
+        raise InvalidEvent(f"{what} of an all-day item is not a date")
+    return dt.date(value.year, value.month, value.day)
+
+
+def _description(body: Any) -> str:
+    if not body:
+        return ""
+    if isinstance(body, HTMLBody):
+        # Outlook writes HTML bodies; the CRM keeps notes as plain text.
+        return html.unescape(strip_tags(str(body))).strip()
+    return str(body)
+
+
+def _attendees(item: Any) -> tuple[Attendee, ...]:
+    found: list[Attendee] = []
+    for optional, entries in ((False, item.required_attendees), (True, item.optional_attendees)):
+        for entry in entries or ():
+            mailbox = getattr(entry, "mailbox", None)
+            email = getattr(mailbox, "email_address", None)
+            if not email:
+                continue  # a room or an unresolved name: nothing to sync
+            found.append(
+                Attendee(
+                    email=str(email),
+                    name=str(getattr(mailbox, "name", "") or ""),
+                    response=_RESPONSES.get(str(getattr(entry, "response_type", "")), "needsAction"),
+                    optional=optional,
+                )
+            )
+    return tuple(found)
+
+
+def parse_item(item: Any, *, series_ids: dict[str, str] | None = None) -> RemoteEvent:
+    """A CalendarItem from GetItem -> RemoteEvent; raises InvalidEvent if it cannot be understood.
+
+    ``series_ids`` maps a series' UID to its master's id: occurrences carry the master's UID.
+    """
+    if not getattr(item, "id", None):
+        raise InvalidEvent("item has no id")
+    kind = str(item.type or SINGLE)
+    instance = kind in (OCCURRENCE, EXCEPTION)
+    uid = str(item.uid) if item.uid else None
+    series_id = (series_ids or {}).get(uid or "") if instance else None
+    times: dict[str, Any]
+    if item.is_all_day:
+        # exchangelib gives the dates of an all-day item with an inclusive end (the last day).
+        first, last = _plain_date(item.start, "start"), _plain_date(item.end, "end")
+        times = {"start_date": first, "end_date": max(last, first) + dt.timedelta(days=1)}
+    else:
+        times = {"start": _aware(item.start, "start"), "end": _aware(item.end, "end")}
+    event = RemoteEvent(
+        external_id=str(item.id),
+        etag=str(item.changekey) if item.changekey else None,
+        subject=str(item.subject or ""),
+        location=str(item.location or ""),
+        description=_description(item.body),
+        attendees=_attendees(item),
+        busy=str(item.legacy_free_busy_status or "Busy") != "Free",
+        private=str(item.sensitivity or "Normal") in ("Private", "Confidential"),
+        tag=getattr(item, TAG_FIELD, None) or None,
+        updated=_modified(item.last_modified_time),
+        is_recurring_instance=instance,
+        series_id=series_id or (uid if instance else None),
+        ical_uid=uid,
+        **times,
+    )
+    event.validate()
+    return event
+
+
+def _zone_of(moment: dt.datetime) -> Any:
+    """The item's time zone for Outlook to show it in: the event's own zone if Windows knows it."""
+    try:
+        return EWSTimeZone.from_timezone(moment.tzinfo)
+    except (UnknownTimeZone, ValueError, TypeError, AttributeError):
+        return UTC
+
+
+def _ews_datetime(moment: dt.datetime) -> Any:
+    utc = moment.astimezone(dt.UTC)  # Exchange keeps item times to the second
+    return EWSDateTime(utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, tzinfo=UTC)
+
+
+def item_fields(event: EventData, *, key: str | None = None) -> dict[str, Any]:
+    """EventData -> CalendarItem field values we own (None clears a field on update)."""
+    event.validate()
+    fields: dict[str, Any] = {
+        "subject": event.subject,
+        "body": Body(event.description) if event.description else None,
+        "location": event.location or None,
+        "legacy_free_busy_status": "Busy" if event.busy else "Free",
+        "sensitivity": "Private" if event.private else "Normal",
+        "required_attendees": [
+            EwsAttendee(mailbox=Mailbox(email_address=a.email, name=a.name or None), response_type="Unknown")
+            for a in event.attendees
+            if not a.optional
+        ]
+        or None,
+        "optional_attendees": [
+            EwsAttendee(mailbox=Mailbox(email_address=a.email, name=a.name or None), response_type="Unknown")
+            for a in event.attendees
+            if a.optional
+        ]
+        or None,
+        TAG_FIELD: event.tag,
+    }
+    if event.start is not None and event.end is not None:
+        fields.update(
+            is_all_day=False,
+            start=_ews_datetime(event.start),
+            end=_ews_datetime(event.end),
+            _start_timezone=_zone_of(event.start),
+            _end_timezone=_zone_of(event.end),
+        )
+    elif event.start_date is not None and event.end_date is not None:
+        # All-day items are midnight to midnight in their time zone: UTC, so the dates stay the dates.
+        fields.update(
+            is_all_day=True,
+            start=EWSDate.from_date(event.start_date),
+            end=EWSDate.from_date(event.end_date - dt.timedelta(days=1)),
+            _start_timezone=UTC,
+            _end_timezone=UTC,
+        )
+    if key is not None:
+        fields[KEY_FIELD] = key
+    return fields
+
+
+def same_content(remote: RemoteEvent, wanted: EventData) -> bool:
+    """Does the item already hold what we meant to write?"""
+    return (
+        remote.subject == wanted.subject
+        and remote.start == wanted.start
+        and remote.end == wanted.end
+        and remote.start_date == wanted.start_date
+        and remote.end_date == wanted.end_date
+        and remote.location == wanted.location
+        and remote.description == wanted.description
+        and remote.busy == wanted.busy
+        and remote.private == wanted.private
+        and {a.email.lower() for a in remote.attendees} == {a.email.lower() for a in wanted.attendees}
+        and (wanted.tag is None or remote.tag == wanted.tag)
+    )
+
+
+# --------------------------------------------------------------------------- the change cursor
+
+CURSOR_PREFIX = "ews1."
+
+
+@dataclass
+class Cursor:
+    """Where a change listing left off: the folder's sync state, and the occurrences we reported.
+
+    SyncFolderItems reports a changed or deleted series by its master; the occurrences we
+    reported for it (within the window) are kept here so their removals can be reported too.
+    """
+
+    sync_state: str
+    series: dict[str, list[str]] = field(default_factory=dict)
+
+    def encode(self) -> str:
+        raw = json.dumps({"s": self.sync_state, "r": self.series}, separators=(",", ":")).encode()
+        return CURSOR_PREFIX + base64.urlsafe_b64encode(zlib.compress(raw, 9)).decode()
+
+    @classmethod
+    def decode(cls, text: str) -> Cursor:
+        if not text.startswith(CURSOR_PREFIX):
+            raise CursorExpired("not an Exchange change cursor")
+        try:
+            data = json.loads(zlib.decompress(base64.urlsafe_b64decode(text[len(CURSOR_PREFIX) :].encode())))
+        except (binascii.Error, zlib.error, ValueError) as exc:
+            raise CursorExpired("the Exchange change cursor is unreadable") from exc
+        state, series = (
+            data.get("s") if isinstance(data, dict) else None,
+            data.get("r") if isinstance(data, dict) else None,
+        )
+        if not isinstance(state, str) or not state or not isinstance(series, dict):
+            raise CursorExpired("the Exchange change cursor is incomplete")
+        return cls(
+            sync_state=state,
+            series={str(k): [str(i) for i in v] for k, v in series.items() if isinstance(v, list)},
+        )

@@ -1,0 +1,425 @@
+"""Calendar -> CRM: apply one listing of calendar changes (R2-R7, R10).
+
+Every change is upserted on (account, external id): a change listed twice, or again after a
+crash, finds its link and is merged, never imported twice. An event we created but never
+recorded (the worker died after the provider call) carries our private tag and is linked to
+its activity instead of being imported. One unreadable or refused event is skipped with its
+reason; the run goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import DatabaseError, transaction
+from django.db.models import prefetch_related_objects
+
+from activities.models import Activity, SyncStatus
+from calendarsync.engine_context import (
+    READ_ONLY_OCCURRENCE,
+    Skip,
+    SyncContext,
+    conflicts_as_dicts,
+    parse_tag,
+    recurrence_horizon,
+    set_status,
+    tag_for,
+)
+from calendarsync.errors import classify
+from calendarsync.mapping import (
+    FIELD_NAMES,
+    Fields,
+    apply_fields,
+    calendar_fields,
+    crm_fields,
+    event_data,
+    is_past,
+    start_of,
+)
+from calendarsync.merge import Mode, merge
+from calendarsync.models import EventLink, LinkOrigin, LinkState, PrivateEvents
+from calendarsync.providers.base import (
+    AuthRevoked,
+    Change,
+    ChangePage,
+    Conflict,
+    InsufficientPermissions,
+    NotFound,
+    ProviderError,
+    RemoteEvent,
+    TransientError,
+)
+from calendarsync.tracking import engine_writes
+from calendarsync.trash import move_to_trash
+
+logger = logging.getLogger(__name__)
+
+FATAL = (AuthRevoked, InsufficientPermissions)
+MAX_CONFLICT_RETRIES = 2
+IN_CHUNK = 500
+
+
+class ItemSkipped(Exception):
+    """This change is left alone; ``reason`` says why (recorded, the run goes on)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def participant_emails(activity: Activity) -> list[str]:
+    return [p.email for p in activity.participants.all() if p.email]
+
+
+def pull(ctx: SyncContext, page: ChangePage) -> None:
+    changes = [change for change in page.changes if change.external_id or change.error]
+    if not changes:
+        return
+    links = _links_by_event(ctx, [c.external_id for c in changes if c.external_id])
+    adoptable = _adoptable_activities(ctx, [c.event for c in changes if _unknown_live(c, links)])
+    for change in changes:
+        try:
+            _apply_change(ctx, change, links.get(change.external_id), adoptable)
+        except ItemSkipped as skipped:
+            ctx.result.pulled.skipped.append(Skip(change.external_id, skipped.reason))
+        except FATAL:
+            raise
+        except TransientError as exc:
+            ctx.result.transient = exc
+            ctx.result.pull_incomplete = True
+        except (ProviderError, DatabaseError, ValueError, TypeError, KeyError) as exc:
+            # One bad event never stops the run (recorded with its reason, R10).
+            logger.warning("Calendar sync skipped event %s: %r", change.external_id, exc)
+            reason = exc.message if isinstance(exc, ProviderError) else f"{type(exc).__name__}: {exc}"
+            ctx.result.pulled.errors.append(Skip(change.external_id, reason[:300]))
+
+
+def _unknown_live(change: Change, links: dict[str, EventLink]) -> bool:
+    return change.event is not None and not change.deleted and change.external_id not in links
+
+
+def _chunks(values: list[str]) -> list[list[str]]:
+    """IN lists of a size every database accepts (a full listing can hold thousands of events)."""
+    return [values[offset : offset + IN_CHUNK] for offset in range(0, len(values), IN_CHUNK)]
+
+
+def _links_by_event(ctx: SyncContext, external_ids: list[str]) -> dict[str, EventLink]:
+    links = [
+        link
+        for chunk in _chunks(external_ids)
+        for link in EventLink.objects.filter(account=ctx.account, external_id__in=chunk).select_related(
+            "activity", "activity__type", "activity__deal", "activity__person", "activity__organization"
+        )
+    ]
+    activities = [link.activity for link in links if link.activity is not None]
+    if activities:
+        prefetch_related_objects(activities, "participants")
+    return {link.external_id: link for link in links}
+
+
+def _adoptable_activities(
+    ctx: SyncContext, events: list[RemoteEvent | None]
+) -> dict[str, tuple[Activity, EventLink | None]]:
+    """Unknown events that are really ours: linked by an earlier account (reconnect, R5), or tagged."""
+    live = [e for e in events if e is not None]
+    if not live:
+        return {}
+    found: dict[str, tuple[Activity, EventLink | None]] = {}
+    earlier = [
+        link
+        for chunk in _chunks([e.external_id for e in live])
+        for link in EventLink.objects.filter(
+            account__user_id=ctx.owner.pk,
+            calendar_external_id=ctx.calendar_id,
+            external_id__in=chunk,
+            activity__isnull=False,
+            state=LinkState.ACTIVE,
+        )
+        .exclude(account=ctx.account)
+        .select_related("activity")
+        .order_by("-updated_at")
+    ]
+    for link in earlier:
+        if link.external_id not in found and link.activity is not None:
+            found[link.external_id] = (link.activity, link)
+    tagged: dict[int, str] = {}
+    for event in live:
+        parsed = parse_tag(event.tag)
+        if event.external_id not in found and parsed is not None and parsed[0] == ctx.owner.pk:
+            tagged[parsed[1]] = event.external_id
+    if tagged:
+        for activity in Activity.objects.filter(pk__in=list(tagged), owner_id=ctx.owner.pk):
+            found[tagged[activity.pk]] = (activity, None)
+    activities = [activity for activity, _ in found.values()]
+    prefetch_related_objects(activities, "participants", "type", "deal", "person", "organization")
+    already_linked = set(
+        EventLink.objects.filter(account=ctx.account, activity__in=activities).values_list(
+            "activity_id", flat=True
+        )
+    )
+    return {ext: pair for ext, pair in found.items() if pair[0].pk not in already_linked}
+
+
+def _apply_change(
+    ctx: SyncContext,
+    change: Change,
+    link: EventLink | None,
+    adoptable: dict[str, tuple[Activity, EventLink | None]],
+) -> None:
+    if change.error is not None:
+        raise ItemSkipped(f"unreadable event: {change.error}")
+    if change.deleted:
+        if link is not None:
+            _event_deleted(ctx, link)
+        return
+    event = change.event
+    if event is None:
+        raise ItemSkipped("the calendar listed a change without its event")
+    if link is not None:
+        reconcile(ctx, link, event)
+        return
+    candidate = adoptable.get(event.external_id)
+    if candidate is not None:
+        activity, earlier = candidate
+        reconcile(ctx, _adopt(ctx, activity, event, earlier), event)
+        return
+    parsed = parse_tag(event.tag)
+    if parsed is not None and parsed[0] == ctx.owner.pk:
+        _ours_but_activity_gone(ctx, event, parsed[1])
+        return
+    _import(ctx, event)
+
+
+# --------------------------------------------------------------------------- linked events
+
+
+def _mode(ctx: SyncContext, link: EventLink) -> Mode:
+    if link.is_recurring_instance:
+        return Mode.CALENDAR_WINS  # R7: read-only in the CRM
+    if link.origin == LinkOrigin.CALENDAR and not ctx.two_way:
+        return Mode.CRM_WINS  # R4: only edits of CRM-made events come back
+    return Mode.BOTH
+
+
+def reconcile(ctx: SyncContext, link: EventLink, event: RemoteEvent, attempt: int = 0) -> None:
+    """Merge a changed event with its activity; write back whichever side is behind."""
+    if link.state != LinkState.ACTIVE or link.activity is None:
+        raise ItemSkipped("no longer synced")
+    if event.etag and event.etag == link.etag:
+        return  # our own write coming back: nothing changed (no echo)
+    activity = link.activity
+    if link.origin == LinkOrigin.CRM and not link.is_recurring_instance and not ctx.type_selected(activity):
+        raise ItemSkipped(f"activity type {activity.type} is no longer synced")
+    cal_now = calendar_fields(event, ctx.excluded_emails)
+    if is_past(cal_now, ctx.now, ctx.tz):
+        raise ItemSkipped("in the past")
+    participants = list(activity.participants.all())
+    crm_now = crm_fields(activity, [p.email for p in participants if p.email], ctx.excluded_emails)
+    outcome = merge(
+        link.snapshot,
+        crm_now,
+        cal_now,
+        mode=_mode(ctx, link),
+        to_crm=ctx.to_crm_for(link.origin),
+        crm_changed_at=activity.sync_changed_at,
+        cal_updated=event.updated,
+    )
+    written = event
+    if outcome.write_to_calendar:
+        tag = tag_for(activity) if link.origin == LinkOrigin.CRM else event.tag
+        data = event_data(outcome.cal, tz=ctx.tz, tag=tag, details=ctx.details_for(activity))
+        try:
+            # https://developers.google.com/calendar/api/guides/version-resources (If-Match)
+            written = ctx.provider.update_event(ctx.calendar_id, event.external_id, data, etag=event.etag)
+        except Conflict:
+            if attempt >= MAX_CONFLICT_RETRIES:
+                raise
+            # Changed again since we read it: merge with the fresh copy (R10, no lost edit).
+            reconcile(ctx, link, ctx.provider.get_event(ctx.calendar_id, event.external_id), attempt + 1)
+            return
+    cal_after = calendar_fields(written, ctx.excluded_emails)
+    store_reconciled(ctx, link, activity, outcome.apply_to_crm, crm_now, outcome.crm, cal_after, written)
+    if outcome.apply_to_crm:
+        ctx.result.pulled.updated += 1
+    if outcome.write_to_calendar:
+        ctx.result.pushed.updated += 1
+    if outcome.conflicts:
+        ctx.result.pulled.conflicts.extend(conflicts_as_dicts(event.external_id, outcome.conflicts))
+
+
+def store_reconciled(
+    ctx: SyncContext,
+    link: EventLink,
+    activity: Activity,
+    apply_names: list[str],
+    crm_before: Fields,
+    crm_after: Fields,
+    cal_after: Fields,
+    event: RemoteEvent,
+) -> None:
+    """Save the merged activity and the new agreement in one transaction.
+
+    The activity is re-read under a row lock: a field the user edited while we merged keeps
+    the user's (newer) value, and the snapshot keeps its old value there so the next run
+    pushes that edit (R10: no lost edit).
+    """
+    snapshot_crm = dict(crm_after)
+    acknowledged_change = activity.sync_changed_at
+    with transaction.atomic(), engine_writes():
+        if apply_names:
+            fresh = (
+                Activity.objects.select_for_update(of=("self",))
+                .select_related("type", "deal", "person", "organization")
+                .filter(pk=activity.pk)
+                .first()
+            )
+            if fresh is None:
+                raise ItemSkipped("the activity was deleted meanwhile")
+            participants = list(fresh.participants.all())
+            crm_fresh = crm_fields(fresh, [p.email for p in participants if p.email], ctx.excluded_emails)
+            untouched = [name for name in apply_names if crm_fresh[name] == crm_before[name]]
+            for name in apply_names:
+                if name not in untouched:
+                    snapshot_crm[name] = crm_before[name]
+            new_participants = apply_fields(fresh, crm_after, untouched, tz=ctx.tz, participants=participants)
+            fresh.save()
+            if new_participants is not None:
+                fresh.participants.set(new_participants)
+            if fresh.sync_changed_at != acknowledged_change:
+                acknowledged_change = None  # edited meanwhile: leave it due for the push
+        link.etag = event.etag or ""
+        link.remote_updated = event.updated
+        link.snapshot = {"crm": snapshot_crm, "cal": dict(cal_after)}
+        link.save(update_fields=["etag", "remote_updated", "snapshot", "updated_at"])
+        set_status(
+            {activity.pk: acknowledged_change},
+            ctx.account,
+            SyncStatus.SYNCED,
+            acknowledge=acknowledged_change is not None,
+        )
+    ctx.handled.add(activity.pk)
+
+
+def _adopt(ctx: SyncContext, activity: Activity, event: RemoteEvent, earlier: EventLink | None) -> EventLink:
+    """Link an event we made (crash before recording it) or an earlier account linked (R5)."""
+    with transaction.atomic():
+        link = EventLink.objects.create(
+            account=ctx.account,
+            activity=activity,
+            calendar_external_id=ctx.calendar_id,
+            external_id=event.external_id,
+            # Not the event's etag: the merge below must look at its content.
+            etag="",
+            origin=earlier.origin if earlier is not None else LinkOrigin.CRM,
+            activity_type_id=earlier.activity_type_id if earlier is not None else activity.type_id,
+            snapshot=earlier.snapshot if earlier is not None else {},
+            remote_updated=event.updated,
+            is_recurring_instance=event.is_recurring_instance,
+            series_id=event.series_id or "",
+        )
+    link.activity = activity
+    return link
+
+
+def _ours_but_activity_gone(ctx: SyncContext, event: RemoteEvent, activity_id: int) -> None:
+    """A tagged event whose activity was deleted before its link was recorded: delete it (R3)."""
+    if Activity.objects.filter(pk=activity_id).exists():
+        raise ItemSkipped("the activity of this event is linked to another event")
+    ctx.provider.delete_event(ctx.calendar_id, event.external_id)
+    ctx.result.pushed.deleted += 1
+
+
+# --------------------------------------------------------------------------- deletions
+
+
+def _event_deleted(ctx: SyncContext, link: EventLink) -> None:
+    activity = link.activity
+    if link.state != LinkState.ACTIVE or activity is None:
+        link.delete()  # the event is gone: nothing left to do for this link
+        return
+    participants = participant_emails(activity)
+    if is_past(crm_fields(activity, participants, ctx.excluded_emails), ctx.now, ctx.tz):
+        link.delete()
+        raise ItemSkipped("in the past: the activity is kept")
+    if link.origin == LinkOrigin.CRM and not link.is_recurring_instance and not ctx.type_selected(activity):
+        _detach(
+            ctx, link, activity, f"Deleted in the calendar; activity type {activity.type} is no longer synced"
+        )
+        return
+    if not ctx.two_way:
+        # R4: the CRM is the master in one-way sync; the activity stays and is sent again when changed.
+        _detach(ctx, link, activity, "Deleted in the calendar; it is sent again when you change it")
+        return
+    with transaction.atomic():
+        link.delete()
+        move_to_trash(activity, ctx.account, "Its event was deleted in the calendar")
+    ctx.result.pulled.deleted += 1
+
+
+def _detach(ctx: SyncContext, link: EventLink, activity: Activity, reason: str) -> None:
+    with transaction.atomic():
+        link.state = LinkState.DETACHED
+        link.save(update_fields=["state", "updated_at"])
+        set_status({activity.pk: activity.sync_changed_at}, ctx.account, SyncStatus.SKIPPED, reason)
+    ctx.handled.add(activity.pk)
+    ctx.result.pulled.skipped.append(Skip(link.external_id, reason))
+
+
+# --------------------------------------------------------------------------- new events
+
+
+def _import(ctx: SyncContext, event: RemoteEvent) -> None:
+    """R3: a new calendar event becomes an activity of the incoming type (two-way only)."""
+    if not ctx.two_way:
+        raise ItemSkipped("one-way sync: calendar events are not imported")
+    # Whole seconds: some providers stamp changes to the second. An event made in the very second
+    # sync started is imported rather than risk dropping one made just after (R2).
+    if event.updated is None or event.updated < ctx.started_at.replace(microsecond=0):
+        raise ItemSkipped("existed before sync started")
+    cal_now = calendar_fields(event, ctx.excluded_emails)
+    if is_past(cal_now, ctx.now, ctx.tz):
+        raise ItemSkipped("in the past")
+    if event.is_recurring_instance and start_of(cal_now, ctx.tz) > ctx.now + recurrence_horizon():
+        raise ItemSkipped("beyond the recurrence horizon")
+    if event.private and ctx.preferences.private_events == PrivateEvents.SKIP:
+        raise ItemSkipped("private event (not synced)")
+    incoming_type = ctx.preferences.incoming_type
+    if incoming_type is None:
+        raise ItemSkipped("no activity type chosen for calendar events")
+    company_id = ctx.owner.company_id
+    if company_id is None:
+        raise ItemSkipped("the account's user belongs to no company")
+    activity = Activity(
+        company_id=company_id,
+        owner=ctx.owner,
+        type=incoming_type,
+        sync_status=SyncStatus.SYNCED,
+        calendar_account=ctx.account,
+        sync_read_only_reason=READ_ONLY_OCCURRENCE if event.is_recurring_instance else "",
+    )
+    translate = ctx.to_crm_for(LinkOrigin.CALENDAR)
+    crm_values = {name: translate(name, cal_now[name]) for name in FIELD_NAMES}
+    apply_fields(activity, crm_values, FIELD_NAMES, tz=ctx.tz, participants=[])
+    with transaction.atomic(), engine_writes():
+        activity.save()
+        EventLink.objects.create(
+            account=ctx.account,
+            activity=activity,
+            calendar_external_id=ctx.calendar_id,
+            external_id=event.external_id,
+            etag=event.etag or "",
+            origin=LinkOrigin.CALENDAR,
+            activity_type=incoming_type,
+            snapshot={"crm": crm_fields(activity, [], ctx.excluded_emails), "cal": cal_now},
+            remote_updated=event.updated,
+            is_recurring_instance=event.is_recurring_instance,
+            series_id=event.series_id or "",
+        )
+    ctx.result.pulled.created += 1
+
+
+def item_error_reason(error: ProviderError) -> str:
+    return classify(error).item_reason
+
+
+__all__ = ["ItemSkipped", "NotFound", "pull", "reconcile"]

@@ -1,0 +1,334 @@
+"""CRM -> calendar: send the activities changed since the last run, then the CRM deletions (R1-R6, R10).
+
+Which activities are due is one query: the owner's (R1) future (R2) activities whose synced
+fields changed (``sync_changed_at``) after sync started (R2) and after the run that last
+processed them (``sync_seen_at``). New events go out in bulk (``create_events``) with an
+idempotency key derived from the activity and the account, so a retried or repeated push
+finds the event it made instead of making a second one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from django.db import DatabaseError, transaction
+from django.db.models import Exists, F, OuterRef, Q, QuerySet, prefetch_related_objects
+
+from activities.models import Activity, SyncStatus
+from calendarsync.engine_context import (
+    Skip,
+    SyncContext,
+    conflicts_as_dicts,
+    fields_of_snapshot,
+    idempotency_key,
+    set_status,
+    tag_for,
+)
+from calendarsync.errors import classify
+from calendarsync.mapping import Fields, calendar_fields, crm_fields, event_data, is_past
+from calendarsync.merge import Mode, merge
+from calendarsync.models import EventLink, LinkOrigin, LinkState, SyncPreferences
+from calendarsync.providers.base import (
+    AuthRevoked,
+    Conflict,
+    EventData,
+    InsufficientPermissions,
+    NotFound,
+    ProviderError,
+    RemoteEvent,
+    TransientError,
+)
+from calendarsync.pull import ItemSkipped, reconcile
+
+logger = logging.getLogger(__name__)
+
+FATAL = (AuthRevoked, InsufficientPermissions)
+# After the event made under a key was deleted in the calendar, later keys are tried in order:
+# the walk is deterministic, so a retry adopts what an interrupted run made.
+MAX_KEY_ATTEMPTS = 20
+
+
+@dataclass
+class _Create:
+    activity: Activity
+    crm: Fields
+    data: EventData
+    replaces: EventLink | None  # a detached link the new event takes over
+
+
+def due_activities(
+    owner_id: int, started_at: dt.datetime, today: dt.date, preferences_id: int | None = None
+) -> QuerySet[Activity]:
+    """The owner's activities with a synced-field change no run has processed yet (R1, R2, R8)."""
+    due = Activity.objects.filter(
+        owner_id=owner_id, sync_changed_at__gte=started_at, due_date__gte=today - dt.timedelta(days=1)
+    ).filter(Q(sync_seen_at__isnull=True) | Q(sync_changed_at__gt=F("sync_seen_at")))
+    if preferences_id is not None:
+        selected = SyncPreferences.outgoing_types.through.objects.filter(
+            syncpreferences_id=preferences_id, activitytype_id=OuterRef("type_id")
+        )
+        due = due.annotate(type_selected=Exists(selected))
+    return due
+
+
+def push(ctx: SyncContext) -> None:
+    activities = list(
+        due_activities(ctx.owner.pk, ctx.started_at, ctx.now.astimezone(ctx.tz).date(), ctx.preferences.pk)
+        .exclude(pk__in=ctx.handled)
+        .select_related("type", "deal", "person", "organization")
+        .order_by("pk")
+    )
+    if not activities:
+        return
+    prefetch_related_objects(activities, "participants")
+    links = {
+        link.activity_id: link
+        for link in EventLink.objects.filter(account=ctx.account, activity__in=activities)
+        if link.activity_id is not None
+    }
+    unlinked = [a for a in activities if a.pk not in links]
+    if unlinked:
+        links.update(_adopt_earlier_links(ctx, unlinked))
+    creates: list[_Create] = []
+    for activity in activities:
+        try:
+            create = _push_one(ctx, activity, links.get(activity.pk))
+        except ItemSkipped as skipped:
+            _skip(ctx, activity, skipped.reason)
+            continue
+        except FATAL:
+            raise
+        except TransientError as exc:
+            ctx.result.transient = exc
+            continue
+        except (ProviderError, DatabaseError, ValueError, TypeError, KeyError) as exc:
+            # One item that cannot be sent never stops the run (R10).
+            _fail(ctx, activity, exc)
+            continue
+        if create is not None:
+            creates.append(create)
+    if creates:
+        _create_all(ctx, creates)
+
+
+def _adopt_earlier_links(ctx: SyncContext, activities: list[Activity]) -> dict[int, EventLink]:
+    """After a reconnect (a new account, same calendar) the earlier account's events are reused (R5)."""
+    earlier = (
+        EventLink.objects.filter(
+            account__user_id=ctx.owner.pk,
+            calendar_external_id=ctx.calendar_id,
+            activity__in=activities,
+            state=LinkState.ACTIVE,
+        )
+        .exclude(account=ctx.account)
+        .order_by("-updated_at")
+    )
+    taken = set(
+        EventLink.objects.filter(
+            account=ctx.account, external_id__in=[link.external_id for link in earlier]
+        ).values_list("external_id", flat=True)
+    )
+    adopted: dict[int, EventLink] = {}
+    for link in earlier:
+        if link.activity_id is None or link.activity_id in adopted or link.external_id in taken:
+            continue
+        with transaction.atomic():
+            adopted[link.activity_id] = EventLink.objects.create(
+                account=ctx.account,
+                activity_id=link.activity_id,
+                calendar_external_id=link.calendar_external_id,
+                external_id=link.external_id,
+                etag=link.etag,
+                origin=link.origin,
+                activity_type_id=link.activity_type_id,
+                snapshot=link.snapshot,
+                remote_updated=link.remote_updated,
+                is_recurring_instance=link.is_recurring_instance,
+                series_id=link.series_id,
+            )
+        taken.add(link.external_id)
+    return adopted
+
+
+def _push_one(ctx: SyncContext, activity: Activity, link: EventLink | None) -> _Create | None:
+    crm_now = crm_fields(
+        activity, [p.email for p in activity.participants.all() if p.email], ctx.excluded_emails
+    )
+    if is_past(crm_now, ctx.now, ctx.tz):
+        raise ItemSkipped("In the past: not synced")
+    if link is not None and link.state == LinkState.ACTIVE:
+        _update_linked(ctx, activity, link, crm_now)
+        return None
+    if not ctx.type_selected(activity):
+        raise ItemSkipped(f"Activity type {activity.type} is not sent to the calendar")
+    data = event_data(crm_now, tz=ctx.tz, tag=tag_for(activity), details=ctx.details_for(activity))
+    return _Create(activity, crm_now, data, replaces=link)
+
+
+def _update_linked(ctx: SyncContext, activity: Activity, link: EventLink, crm_now: Fields) -> None:
+    if link.calendar_external_id != ctx.calendar_id:
+        raise ItemSkipped("Synced with a calendar that is no longer selected")
+    if link.is_recurring_instance:
+        raise ItemSkipped("Occurrence of a recurring calendar event: read-only, change it in the calendar")
+    if link.origin == LinkOrigin.CRM and not ctx.type_selected(activity):
+        raise ItemSkipped(f"Activity type {activity.type} is no longer sent to the calendar")
+    agreed_cal = fields_of_snapshot(link.snapshot, "cal")
+    if agreed_cal is None:
+        raise ItemSkipped("Waiting for the calendar's copy of this event")
+    outcome = merge(link.snapshot, crm_now, agreed_cal, mode=Mode.BOTH, to_crm=ctx.to_crm_for(link.origin))
+    if not outcome.write_to_calendar:
+        set_status({activity.pk: activity.sync_changed_at}, ctx.account, SyncStatus.SYNCED)
+        return
+    tag = tag_for(activity) if link.origin == LinkOrigin.CRM else None
+    data = event_data(outcome.cal, tz=ctx.tz, tag=tag, details=ctx.details_for(activity))
+    try:
+        written = ctx.provider.update_event(ctx.calendar_id, link.external_id, data, etag=link.etag or None)
+    except Conflict:
+        # Edited in the calendar since the last run: merge both edits field by field (R10).
+        link.activity = activity
+        reconcile(ctx, link, ctx.provider.get_event(ctx.calendar_id, link.external_id))
+        return
+    except NotFound as exc:
+        # Deleted in the calendar since we listed: the next run's listing carries the deletion.
+        raise ItemSkipped("The event was deleted in the calendar") from exc
+    record_update(ctx, activity, link, outcome.crm, calendar_fields(written, ctx.excluded_emails), written)
+    ctx.result.pushed.updated += 1
+    if outcome.conflicts:
+        ctx.result.pushed.conflicts.extend(conflicts_as_dicts(link.external_id, outcome.conflicts))
+
+
+def record_update(
+    ctx: SyncContext, activity: Activity, link: EventLink, crm: Fields, cal: Fields, written: RemoteEvent
+) -> None:
+    with transaction.atomic():
+        link.etag = written.etag or ""
+        link.remote_updated = written.updated
+        link.snapshot = {"crm": dict(crm), "cal": dict(cal)}
+        link.save(update_fields=["etag", "remote_updated", "snapshot", "updated_at"])
+        set_status({activity.pk: activity.sync_changed_at}, ctx.account, SyncStatus.SYNCED)
+
+
+# --------------------------------------------------------------------------- creates
+
+
+def _create_all(ctx: SyncContext, creates: list[_Create]) -> None:
+    items = [(create.data, idempotency_key(create.activity, ctx.account)) for create in creates]
+    # Batched: one round trip per batch of calls (Google: 50 per batch request).
+    results = ctx.provider.create_events(ctx.calendar_id, items)
+    created: list[tuple[_Create, RemoteEvent]] = []
+    for create, result in zip(creates, results, strict=True):
+        outcome: RemoteEvent | ProviderError = result
+        if isinstance(outcome, Conflict):
+            outcome = _create_after_deletion(ctx, create)
+        if isinstance(outcome, RemoteEvent):
+            created.append((create, outcome))
+        elif isinstance(outcome, FATAL):
+            raise outcome
+        elif isinstance(outcome, TransientError):
+            ctx.result.transient = outcome  # stays due: the retry sends it again, same key
+        else:
+            _fail(ctx, create.activity, outcome)
+    if created:
+        record_created(ctx, created)
+
+
+def _create_after_deletion(ctx: SyncContext, create: _Create) -> RemoteEvent | ProviderError:
+    """The event made under the first key was deleted in the calendar: walk to the next key."""
+    for attempt in range(1, MAX_KEY_ATTEMPTS):
+        key = idempotency_key(create.activity, ctx.account, attempt)
+        try:
+            return ctx.provider.create_event(ctx.calendar_id, create.data, idempotency_key=key)
+        except Conflict:
+            continue
+        except ProviderError as exc:
+            return exc
+    return Conflict("too many deleted copies of this event")
+
+
+def record_created(ctx: SyncContext, created: list[tuple[_Create, RemoteEvent]]) -> None:
+    """Links for new events and the activities' status, in one transaction.
+
+    An activity deleted while its event was being made gets a link marked for deletion, so the
+    event does not outlive it (the deletions run right after the pushes).
+    """
+    with transaction.atomic():
+        ids = [create.activity.pk for create, _ in created]
+        alive = set(Activity.objects.select_for_update().filter(pk__in=ids).values_list("pk", flat=True))
+        ctx.deletions_queued = len(alive) < len(ids)
+        replaced = [create.replaces.pk for create, _ in created if create.replaces is not None]
+        if replaced:
+            EventLink.objects.filter(pk__in=replaced).delete()
+        EventLink.objects.bulk_create(
+            [
+                EventLink(
+                    account=ctx.account,
+                    activity_id=create.activity.pk if create.activity.pk in alive else None,
+                    state=LinkState.ACTIVE if create.activity.pk in alive else LinkState.DELETE_PENDING,
+                    calendar_external_id=ctx.calendar_id,
+                    external_id=event.external_id,
+                    etag=event.etag or "",
+                    origin=LinkOrigin.CRM,
+                    activity_type_id=create.activity.type_id,
+                    snapshot={"crm": dict(create.crm), "cal": calendar_fields(event, ctx.excluded_emails)},
+                    remote_updated=event.updated,
+                )
+                for create, event in created
+            ]
+        )
+        set_status(
+            {
+                create.activity.pk: create.activity.sync_changed_at
+                for create, _ in created
+                if create.activity.pk in alive
+            },
+            ctx.account,
+            SyncStatus.SYNCED,
+        )
+    ctx.result.pushed.created += len(created)
+
+
+# --------------------------------------------------------------------------- status
+
+
+def _skip(ctx: SyncContext, activity: Activity, reason: str) -> None:
+    ctx.result.pushed.skipped.append(Skip(f"activity {activity.pk}", reason))
+    set_status({activity.pk: activity.sync_changed_at}, ctx.account, SyncStatus.SKIPPED, reason)
+
+
+def _fail(ctx: SyncContext, activity: Activity, error: Exception) -> None:
+    outcome = classify(error)
+    logger.warning("Calendar sync could not push activity %s: %r", activity.pk, error)
+    ctx.result.pushed.errors.append(Skip(f"activity {activity.pk}", outcome.item_reason))
+    # Not acknowledged: the next run tries again (an edit may also fix what the calendar refused).
+    set_status({activity.pk: None}, ctx.account, outcome.item_status, outcome.item_reason, acknowledge=False)
+
+
+# --------------------------------------------------------------------------- CRM deletions
+
+
+def delete_pending(ctx: SyncContext) -> None:
+    """R3: events of activities deleted in the CRM are deleted in the calendar."""
+    for link in EventLink.objects.filter(account=ctx.account, state=LinkState.DELETE_PENDING):
+        agreed_cal = fields_of_snapshot(link.snapshot, "cal")
+        if link.is_recurring_instance:
+            # R7: occurrences are read-only; deleting the CRM copy does not cut the series.
+            link.state = LinkState.DETACHED
+            link.save(update_fields=["state", "updated_at"])
+            continue
+        if agreed_cal is not None and is_past(agreed_cal, ctx.now, ctx.tz):
+            link.delete()  # R2: past items are left alone
+            continue
+        try:
+            ctx.provider.delete_event(link.calendar_external_id, link.external_id)
+        except FATAL:
+            raise
+        except TransientError as exc:
+            ctx.result.transient = exc
+            continue
+        except ProviderError as exc:
+            ctx.result.pushed.errors.append(Skip(link.external_id, classify(exc).item_reason))
+            continue
+        link.delete()
+        ctx.result.pushed.deleted += 1

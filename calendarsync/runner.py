@@ -1,0 +1,261 @@
+"""Run the engine for one account: claim it, sync, store the cursor and the outcome (R9, R10).
+
+No Celery here (``tasks.py`` is the thin wrapper). An account is claimed with one conditional
+UPDATE (a lease with a token, the healthchecks pattern), so two workers never sync it at once
+and a worker that dies mid-run only delays the next run until its lease expires. A run that
+finds nothing to do costs three SQL queries (claim, load, finish) and one HTTP request; every
+run that changed, skipped or failed something is also recorded as a ``SyncRun``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from activities.models import Activity
+from calendarsync.engine import NothingToSync, cursor_fields, sync
+from calendarsync.engine_context import SyncResult
+from calendarsync.errors import DETAIL_MAX, classify
+from calendarsync.models import (
+    AccountState,
+    CalendarAccount,
+    EventLink,
+    LinkState,
+    SyncPreferences,
+    SyncRun,
+)
+from calendarsync.providers.base import CalendarProvider, ProviderError
+from calendarsync.providers.registry import provider_for
+
+logger = logging.getLogger(__name__)
+
+SYNCABLE_STATES = (AccountState.ACTIVE, AccountState.SYNCING, AccountState.ERROR)
+DEFAULT_LEASE_SECONDS = 600
+DEFAULT_RUN_RETENTION_DAYS = 14
+# Transient failures in a row before the account shows "Error" (it keeps retrying).
+FAILURES_BEFORE_ERROR_STATE = 5
+
+ProviderFactory = Callable[[CalendarAccount], CalendarProvider]
+
+
+class RunStatus(enum.StrEnum):
+    OK = "ok"
+    BUSY = "busy"  # another worker holds the account
+    NOT_SYNCING = "not_syncing"  # stopped, blocked, not started, or no adapter
+    RETRY = "retry"  # transient failure: run again after ``retry_after``
+    BLOCKED = "blocked"  # the user must act (reconnect, permissions): no retry
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    account_id: int
+    status: RunStatus
+    result: SyncResult | None = None
+    error: str = ""
+    retry_after: float | None = None
+
+
+def sync_interval() -> dt.timedelta:
+    interval: dt.timedelta = settings.CALSYNC_SYNC_INTERVAL
+    return interval
+
+
+def lease_length() -> dt.timedelta:
+    return dt.timedelta(seconds=getattr(settings, "CALSYNC_SYNC_LEASE_SECONDS", DEFAULT_LEASE_SECONDS))
+
+
+def syncing_accounts() -> QuerySet[CalendarAccount]:
+    """Accounts whose sync is started and not stopped, with a calendar, in a state that syncs."""
+    started = SyncPreferences.objects.filter(
+        account_id=OuterRef("pk"),
+        sync_started_at__isnull=False,
+        sync_stopped_at__isnull=True,
+        calendar__isnull=False,
+    )
+    return CalendarAccount.objects.filter(Exists(started), stopped_at__isnull=True, state__in=SYNCABLE_STATES)
+
+
+def _lease_free(now: dt.datetime) -> Q:
+    return Q(sync_lease_until__isnull=True) | Q(sync_lease_until__lte=now)
+
+
+def claim(account_id: int, now: dt.datetime) -> str | None:
+    """Take the account for one run (one conditional UPDATE); the lease token, or None if taken.
+
+    Only the account's own columns are tested, so the UPDATE stays cheap and atomic; an
+    account whose sync is not started is released again right after loading it.
+    """
+    token = uuid.uuid4().hex
+    claimed = CalendarAccount.objects.filter(
+        _lease_free(now), pk=account_id, stopped_at__isnull=True, state__in=SYNCABLE_STATES
+    ).update(
+        state=AccountState.SYNCING,
+        sync_lease_until=now + lease_length(),
+        sync_lease_token=token,
+        sync_requested_at=None,
+    )
+    return token if claimed else None
+
+
+def _load(account_id: int, today: dt.date) -> CalendarAccount:
+    """The account with what the engine needs, and whether pushes or deletions are waiting."""
+    due = Activity.objects.filter(
+        owner_id=OuterRef("user_id"),
+        sync_changed_at__gte=OuterRef("preferences__sync_started_at"),
+        due_date__gte=today - dt.timedelta(days=1),
+    ).filter(Q(sync_seen_at__isnull=True) | Q(sync_changed_at__gt=F("sync_seen_at")))
+    deletions = EventLink.objects.filter(account_id=OuterRef("pk"), state=LinkState.DELETE_PENDING)
+    return (
+        CalendarAccount.objects.select_related(
+            "user", "preferences", "preferences__calendar", "preferences__incoming_type"
+        )
+        .annotate(has_due_activities=Exists(due), has_pending_deletions=Exists(deletions))
+        .get(pk=account_id)
+    )
+
+
+def run_account_sync(
+    account_id: int, *, provider_factory: ProviderFactory = provider_for, now: dt.datetime | None = None
+) -> RunOutcome:
+    """One sync of one account, start to finish; never raises for provider failures."""
+    started = now or timezone.now()
+    token = claim(account_id, started)
+    if token is None:
+        busy = syncing_accounts().filter(pk=account_id).exists()
+        return RunOutcome(account_id, RunStatus.BUSY if busy else RunStatus.NOT_SYNCING)
+    try:
+        account = _load(account_id, started.date())
+        try:
+            provider = provider_factory(account)
+        except KeyError as exc:  # the registry has no adapter for this provider yet
+            raise NothingToSync(str(exc)) from exc
+        result = sync(
+            account,
+            provider,
+            now=started,
+            has_due_activities=bool(getattr(account, "has_due_activities", True)),
+            has_pending_deletions=bool(getattr(account, "has_pending_deletions", True)),
+        )
+    except NothingToSync as exc:
+        _release(account_id, token, AccountState.ACTIVE, str(exc))
+        return RunOutcome(account_id, RunStatus.NOT_SYNCING, error=str(exc))
+    except Exception as exc:
+        if not isinstance(exc, ProviderError):
+            logger.exception("Calendar sync of account %s failed", account_id)
+        return _failed(account_id, token, started, exc)
+    return _succeeded(account, token, started, result)
+
+
+def _succeeded(account: CalendarAccount, token: str, started: dt.datetime, result: SyncResult) -> RunOutcome:
+    finished = timezone.now()
+    fields: dict[str, object] = {
+        **cursor_fields(account, result, started),
+        "state": AccountState.ACTIVE,
+        "state_detail": "",
+        "next_sync_at": finished + sync_interval(),
+        "sync_lease_until": None,
+        "sync_lease_token": "",
+    }
+    error = ""
+    if result.transient is None:
+        fields.update(last_synced_at=finished, last_sync_error="", sync_failures=0)
+    else:
+        error = classify(result.transient).account_detail[:DETAIL_MAX]
+        fields.update(last_sync_error=error, sync_failures=F("sync_failures") + 1)
+    if not CalendarAccount.objects.filter(pk=account.pk, sync_lease_token=token).update(**fields):
+        logger.warning(
+            "Calendar sync of account %s outlived its lease; its cursor was not stored", account.pk
+        )
+    if result.idle:
+        # A run that found nothing is recorded on the account alone (last_synced_at): one row
+        # per account every few minutes would say nothing and cost a write per run.
+        return RunOutcome(account.pk, RunStatus.OK, result)
+    SyncRun.objects.create(
+        account_id=account.pk,
+        started_at=started,
+        finished_at=finished,
+        outcome=SyncRun.Outcome.OK if result.transient is None else SyncRun.Outcome.RETRY,
+        full_sync=result.full_sync,
+        counts=result.as_dict(),
+        error=error,
+    )
+    if result.transient is not None:
+        return RunOutcome(
+            account.pk, RunStatus.RETRY, result, error=error, retry_after=result.transient.retry_after
+        )
+    return RunOutcome(account.pk, RunStatus.OK, result)
+
+
+def _failed(account_id: int, token: str, started: dt.datetime, error: Exception) -> RunOutcome:
+    """The one place a failed run becomes account state (through ``errors.classify``)."""
+    outcome = classify(error)
+    detail = outcome.account_detail[:DETAIL_MAX]
+    finished = timezone.now()
+    fields: dict[str, object] = {
+        "sync_lease_until": None,
+        "sync_lease_token": "",
+        "last_sync_error": detail,
+        "sync_failures": F("sync_failures") + 1,
+        "next_sync_at": finished + sync_interval(),
+    }
+    if outcome.blocks_account or outcome.account_state == AccountState.ERROR:
+        fields.update(state=outcome.account_state, state_detail=detail)
+    else:
+        # Transient: keep syncing; after several failures in a row, show it (R9).
+        fields["state"] = AccountState.ACTIVE
+        account = CalendarAccount.objects.filter(pk=account_id).values("sync_failures").first()
+        if account is not None and account["sync_failures"] + 1 >= FAILURES_BEFORE_ERROR_STATE:
+            fields.update(state=AccountState.ERROR, state_detail=detail)
+    CalendarAccount.objects.filter(pk=account_id, sync_lease_token=token).update(**fields)
+    SyncRun.objects.create(
+        account_id=account_id,
+        started_at=started,
+        finished_at=finished,
+        outcome=SyncRun.Outcome.RETRY if outcome.retry else SyncRun.Outcome.FAILED,
+        error=(error.message if isinstance(error, ProviderError) else type(error).__name__)[:DETAIL_MAX],
+    )
+    if outcome.blocks_account:
+        status = RunStatus.BLOCKED
+    elif outcome.retry:
+        status = RunStatus.RETRY
+    else:
+        status = RunStatus.FAILED
+    return RunOutcome(account_id, status, error=detail, retry_after=outcome.retry_after)
+
+
+def _release(account_id: int, token: str, state: AccountState, detail: str) -> None:
+    CalendarAccount.objects.filter(pk=account_id, sync_lease_token=token).update(
+        state=state, last_sync_error=detail[:DETAIL_MAX], sync_lease_until=None, sync_lease_token=""
+    )
+
+
+# --------------------------------------------------------------------------- scheduling
+
+
+def due_account_ids(now: dt.datetime, limit: int = 5000) -> list[int]:
+    """Accounts due for their interval sync; their next due time moves on so beat enqueues once."""
+    ids = list(
+        syncing_accounts()
+        .filter(_lease_free(now))
+        .filter(Q(next_sync_at__isnull=True) | Q(next_sync_at__lte=now))
+        .order_by(F("next_sync_at").asc(nulls_first=True), "pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+    if ids:
+        CalendarAccount.objects.filter(pk__in=ids).update(next_sync_at=now + sync_interval())
+    return ids
+
+
+def prune_sync_runs(now: dt.datetime) -> int:
+    days = getattr(settings, "CALSYNC_SYNC_RUN_RETENTION_DAYS", DEFAULT_RUN_RETENTION_DAYS)
+    deleted, _ = SyncRun.objects.filter(started_at__lt=now - dt.timedelta(days=days)).delete()
+    return deleted

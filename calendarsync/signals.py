@@ -1,0 +1,140 @@
+"""CRM edits that matter to the calendar schedule a push (R8); CRM deletions delete the event (R3).
+
+Connected in ``CalendarsyncConfig.ready()``. The sync engine's own writes run inside
+``tracking.engine_writes()`` and are ignored here, so nothing it pulled is pushed back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Case, Exists, OuterRef, Q, Value, When
+from django.db.models.signals import m2m_changed, post_init, post_save, pre_delete, pre_save
+from django.dispatch import receiver
+from django.utils import timezone
+
+from activities.models import Activity, SyncStatus
+from calendarsync.models import CalendarAccount, EventLink, LinkOrigin, LinkState, SyncPreferences
+from calendarsync.tracking import TRACKED_FIELDS, engine_is_writing, remember, synced_fields_changed
+
+_CHANGED = "_calsync_changed"
+# update_fields names that can carry a tracked change (``type`` for ``type_id``).
+_TRACKED_NAMES = frozenset(TRACKED_FIELDS) | {"type"}
+
+
+def _selected_types() -> Any:
+    return SyncPreferences.outgoing_types.through.objects.filter(syncpreferences__account_id=OuterRef("pk"))
+
+
+def _syncing_account_of(owner_id: int, activity_id: int, type_id: int) -> dict[str, Any] | None:
+    """The owner's account with a started sync, if any, and whether this activity would sync."""
+    return (
+        CalendarAccount.objects.filter(
+            user_id=owner_id,
+            stopped_at__isnull=True,
+            preferences__sync_started_at__isnull=False,
+            preferences__sync_stopped_at__isnull=True,
+        )
+        .annotate(
+            type_selected=Exists(_selected_types().filter(activitytype_id=type_id)),
+            linked=Exists(
+                EventLink.objects.filter(
+                    account_id=OuterRef("pk"), activity_id=activity_id, state=LinkState.ACTIVE
+                )
+            ),
+        )
+        .values("pk", "type_selected", "linked")
+        .first()
+    )
+
+
+def _changed_for_sync(activity_ids: list[int]) -> None:
+    """Mark the activities pending (R9) and queue their owners' syncs (R8)."""
+    from calendarsync.tasks import request_sync
+
+    today = timezone.localdate()
+    rows = Activity.objects.filter(pk__in=activity_ids).values("pk", "owner_id", "type_id", "due_date")
+    requested: set[int] = set()
+    for row in rows:
+        account = _syncing_account_of(row["owner_id"], row["pk"], row["type_id"])
+        if account is None:
+            continue
+        if row["due_date"] >= today and (account["type_selected"] or account["linked"]):
+            Activity.objects.filter(pk=row["pk"]).update(
+                sync_status=SyncStatus.PENDING, sync_error="", calendar_account_id=account["pk"]
+            )
+        if account["pk"] not in requested:
+            requested.add(account["pk"])
+            request_sync(account["pk"])
+
+
+@receiver(post_init, sender=Activity, dispatch_uid="calendarsync.remember_synced_fields")
+def remember_synced_fields(sender: type[Activity], instance: Activity, **kwargs: Any) -> None:
+    remember(instance)
+
+
+@receiver(pre_save, sender=Activity, dispatch_uid="calendarsync.stamp_synced_change")
+def stamp_synced_change(
+    sender: type[Activity], instance: Activity, raw: bool = False, update_fields: Any = None, **kwargs: Any
+) -> None:
+    if raw or engine_is_writing():
+        return
+    if update_fields is not None and not (set(update_fields) & _TRACKED_NAMES):
+        return
+    if synced_fields_changed(instance):
+        instance.sync_changed_at = timezone.now()
+        setattr(instance, _CHANGED, True)
+
+
+@receiver(post_save, sender=Activity, dispatch_uid="calendarsync.schedule_push")
+def schedule_push(
+    sender: type[Activity], instance: Activity, raw: bool = False, update_fields: Any = None, **kwargs: Any
+) -> None:
+    changed = bool(instance.__dict__.pop(_CHANGED, False))
+    remember(instance, update_fields)
+    if raw or not changed or engine_is_writing():
+        return
+    if update_fields is not None and "sync_changed_at" not in update_fields:
+        Activity.objects.filter(pk=instance.pk).update(sync_changed_at=instance.sync_changed_at)
+    _changed_for_sync([instance.pk])
+
+
+@receiver(m2m_changed, sender=Activity.participants.through, dispatch_uid="calendarsync.participants")
+def participants_changed(
+    sender: Any, instance: Any, action: str, reverse: bool, pk_set: set[int] | None, **kwargs: Any
+) -> None:
+    if action not in ("post_add", "post_remove", "post_clear") or engine_is_writing():
+        return
+    activity_ids = list(pk_set or []) if reverse else [instance.pk]
+    if not activity_ids:
+        return
+    Activity.objects.filter(pk__in=activity_ids).update(sync_changed_at=timezone.now())
+    _changed_for_sync(activity_ids)
+
+
+@receiver(pre_delete, sender=Activity, dispatch_uid="calendarsync.delete_event_with_activity")
+def delete_event_with_activity(sender: type[Activity], instance: Activity, **kwargs: Any) -> None:
+    """R3: the next sync deletes the event. R6: an event of a deselected type is left in place."""
+    if engine_is_writing():
+        return
+    type_selected = Exists(
+        SyncPreferences.outgoing_types.through.objects.filter(
+            syncpreferences__account_id=OuterRef("account_id"), activitytype_id=instance.type_id
+        )
+    )
+    marked = EventLink.objects.filter(activity_id=instance.pk, state=LinkState.ACTIVE).update(
+        state=Case(
+            When(
+                Q(origin=LinkOrigin.CRM, is_recurring_instance=False) & ~type_selected,
+                then=Value(LinkState.DETACHED),
+            ),
+            default=Value(LinkState.DELETE_PENDING),
+        )
+    )
+    if marked:
+        from calendarsync.tasks import request_sync
+
+        for account_id in CalendarAccount.objects.filter(
+            event_links__activity_id=instance.pk, stopped_at__isnull=True
+        ).values_list("pk", flat=True):
+            request_sync(account_id)

@@ -1,0 +1,138 @@
+"""Connect Microsoft Exchange from Personal Preferences > Calendar Sync (C3, C5, C7): e-mail, password, server URL.
+
+The view checks the login against the server (one EWS request listing the calendar), then saves
+the account through ``do_connect_account``; the password goes only into the encrypted
+credentials (C7). Every refusal re-renders the form with its own message, keeps the e-mail and
+the server URL, never the password, and saves nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from accounts.auth import AuthedHttpRequest
+from calendarsync.actions import INSUFFICIENT_PERMISSIONS_HELP, AnotherAccountConnected, do_connect_account
+from calendarsync.forms import ExchangeConnectForm
+from calendarsync.models import AccountState, CalendarAccount, Provider
+from calendarsync.providers.base import AuthRevoked, ProviderError, TransientError
+from calendarsync.providers.exchange.connect import AutodiscoverFailed, VerifiedLogin, verify_login
+from calendarsync.providers.exchange.errors import AppPasswordRequired, ServerUnusable
+from calendarsync.views import _another_account_message, _page_url, connected_account
+
+logger = logging.getLogger(__name__)
+
+TWO_FACTOR_HELP = (
+    "Your account uses two-factor authentication, so Exchange does not accept your normal password "
+    "here. Create an app password in your Microsoft account and paste it into Password instead."
+)
+TWO_FACTOR_STEPS = (
+    "Sign in to your Microsoft account, open Security, then Advanced security options, and under "
+    "App passwords choose Create a new app password. Copy it and paste it into Password above."
+)
+WRONG_LOGIN = "Exchange did not accept this e-mail address and password. Check both and try again."
+NO_EWS_AT_URL = (
+    "There is no Exchange server at this address. Check the server URL: it usually ends in "
+    "/EWS/Exchange.asmx, like https://mail.example.com/EWS/Exchange.asmx."
+)
+NOT_FOUND_BY_AUTODISCOVER = (
+    "CalSync could not find your Exchange server from your e-mail address. "
+    "Enter the server URL (ask your IT admin for it)."
+)
+NOT_CONNECTED = "Exchange could not be connected. Please try again, or ask your IT admin."
+
+
+def _unreachable(server_url: str) -> str:
+    host = urlsplit(server_url).hostname if server_url else None
+    where = f"the Exchange server at {host}" if host else "your Exchange server"
+    return (
+        f"CalSync could not reach {where}. Check the server URL; if it is right, the server may be "
+        "down: try again in a few minutes."
+    )
+
+
+def _initial(current: CalendarAccount | None) -> dict[str, Any]:
+    """A reconnect starts from the stored e-mail and server URL (never the password)."""
+    if current is None:
+        return {}
+    stored: Mapping[str, Any] = current.credentials or {}
+    return {"email": current.email, "server_url": str(stored.get("server_url") or "")}
+
+
+def _refuse(form: ExchangeConnectForm, error: ProviderError, server_url: str) -> dict[str, Any]:
+    """Put the reason of a refused login on the form; extra context for the page."""
+    if isinstance(error, AppPasswordRequired):
+        form.add_error("password", TWO_FACTOR_HELP)
+        return {"needs_app_password": True, "app_password_steps": TWO_FACTOR_STEPS}
+    if isinstance(error, AuthRevoked):
+        form.add_error("password", WRONG_LOGIN)
+    elif isinstance(error, AutodiscoverFailed):
+        form.add_error("server_url", NOT_FOUND_BY_AUTODISCOVER)
+    elif isinstance(error, ServerUnusable):
+        form.add_error("server_url" if server_url else None, NO_EWS_AT_URL)
+    elif isinstance(error, TransientError):
+        form.add_error("server_url" if server_url else None, _unreachable(server_url))
+    else:
+        form.add_error(None, NOT_CONNECTED)
+    return {}
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def connect_exchange(request: AuthedHttpRequest) -> HttpResponse:
+    """C3/C5: connect (or reconnect) an Exchange mailbox with e-mail, password and optional server URL."""
+    current = connected_account(request.user)
+    if current is not None and current.provider != Provider.EXCHANGE:
+        messages.error(request, _another_account_message(current))
+        return redirect(_page_url())
+    form = ExchangeConnectForm(request.POST if request.method == "POST" else None, initial=_initial(current))
+    extra: dict[str, Any] = {}
+    if request.method == "POST" and form.is_valid():
+        email = str(form.cleaned_data["email"])
+        server_url = str(form.cleaned_data.get("server_url") or "")
+        try:
+            login = verify_login(email, str(form.cleaned_data["password"]), server_url)
+        except ProviderError as exc:
+            logger.info("Exchange connect refused for user %s: %r", request.user.pk, exc)
+            extra = _refuse(form, exc, server_url)
+        else:
+            return _connected(request, login)
+    status = 400 if form.is_bound else 200
+    context = {"form": form, "section": "calendar_sync", **extra}
+    return render(request, "calendarsync/connect_exchange.html", context, status=status)
+
+
+def _connected(request: AuthedHttpRequest, login: VerifiedLogin) -> HttpResponse:
+    email = login.credentials["email"]
+    # C4: without access to the calendar folder the account is kept, showing what to ask for.
+    state = AccountState.ACTIVE if login.calendar_access else AccountState.INSUFFICIENT_PERMISSIONS
+    try:
+        account = do_connect_account(
+            acting_user=request.user,
+            provider=Provider.EXCHANGE,
+            email=email,
+            credentials=login.credentials,
+            calendars=login.calendars,
+            state=state,
+            state_detail="" if login.calendar_access else INSUFFICIENT_PERMISSIONS_HELP,
+        )
+    except AnotherAccountConnected as exc:
+        messages.error(request, _another_account_message(exc.account))
+        return redirect(_page_url())
+    if not login.calendar_access:
+        messages.error(
+            request, "Exchange did not let CalSync open your calendar. " + INSUFFICIENT_PERMISSIONS_HELP
+        )
+    elif account.preferences.sync_started_at is None:
+        messages.success(request, f"Connected {email}. Review the options below, then start the sync.")
+    else:
+        messages.success(request, f"Connected {email}. Sync carries on with your options.")
+    return redirect(_page_url())

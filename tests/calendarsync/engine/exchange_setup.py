@@ -1,0 +1,197 @@
+"""The sync engine's Exchange entry: the real adapter (exchangelib over HTTP) against the EWS emulator."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from calendarsync.models import CalendarAccount, Provider
+from calendarsync.providers.base import Attendee, CalendarProvider, RemoteEvent
+
+if TYPE_CHECKING:
+    from tests.calendarsync.engine.conftest import SyncSetup
+
+# The zone the emulated Outlook user makes all-day events in (west of UTC would shift them, east too).
+ALL_DAY_ZONE = "Europe/Berlin"
+RESPONSES = {"Accept": "accepted", "Decline": "declined", "Tentative": "tentative", "Organizer": "accepted"}
+# How the Google-flavoured tests name the request to fail -> the EWS operation doing that.
+METHOD_OPERATIONS = {"POST": "CreateItem", "PATCH": "UpdateItem", "PUT": "UpdateItem", "DELETE": "DeleteItem"}
+
+
+def remote_event(raw: dict[str, Any]) -> RemoteEvent:
+    """An emulator item summary -> RemoteEvent, as the adapter would read it."""
+    from calendarsync.emulators.exchange_state import zone_of
+    from calendarsync.providers.exchange.client import CALSYNC_PROPERTY_SET
+
+    start, end = dt.datetime.fromisoformat(raw["start"]), dt.datetime.fromisoformat(raw["end"])
+    times: dict[str, Any]
+    if raw["all_day"]:
+        zone = zone_of(raw["time_zone"])
+        times = {"start_date": start.astimezone(zone).date(), "end_date": end.astimezone(zone).date()}
+    else:
+        times = {"start": start.astimezone(dt.UTC), "end": end.astimezone(dt.UTC)}
+    tag_key = f"{CALSYNC_PROPERTY_SET}|calsync_activity_id|String"
+    return RemoteEvent(
+        external_id=raw["id"],
+        etag=raw["change_key"],
+        subject=raw["subject"],
+        location=raw["location"],
+        description=raw["body"],
+        attendees=tuple(
+            Attendee(
+                email=a["email"],
+                name=a["name"],
+                response=RESPONSES.get(a["response"], "needsAction"),
+                optional=a["optional"],
+            )
+            for a in raw["attendees"]
+        ),
+        busy=raw["free_busy"] != "Free",
+        private=raw["sensitivity"] in ("Private", "Confidential"),
+        tag=raw["extended_properties"].get(tag_key),
+        updated=dt.datetime.fromisoformat(raw["last_modified"]),
+        is_recurring_instance="series_id" in raw,
+        series_id=raw.get("series_id"),
+        ical_uid=raw["uid"],
+        **times,
+    )
+
+
+class ExchangeCalendarControl:
+    """The user in Outlook and the Exchange admin, behind the adapter's back."""
+
+    def __init__(self, emulator: Any, email: str) -> None:
+        self.emulator = emulator
+        self.email = email
+        self.calendar_id = emulator.calendar_folder_id(email)
+
+    @staticmethod
+    def _times(start: dt.datetime | dt.date, end: dt.datetime | dt.date) -> dict[str, Any]:
+        if isinstance(start, dt.datetime):
+            zone = getattr(start.tzinfo, "key", None) or "UTC"
+            return {"start": start, "end": end, "time_zone": zone}
+        return {"start": start, "end": end, "time_zone": ALL_DAY_ZONE}
+
+    def create_event(
+        self,
+        subject: str,
+        start: dt.datetime | dt.date,
+        end: dt.datetime | dt.date,
+        *,
+        location: str = "",
+        description: str = "",
+        attendees: tuple[str, ...] = (),
+        private: bool = False,
+        busy: bool = True,
+        daily_count: int | None = None,
+    ) -> str:
+        fields: dict[str, Any] = {
+            "subject": subject,
+            "location": location,
+            "body": description,
+            "attendees": list(attendees),
+            "private": private,
+            "busy": busy,
+            **self._times(start, end),
+        }
+        if daily_count is not None:
+            fields["recurrence"] = {"pattern": "daily", "count": daily_count}
+        return str(self.emulator.user_create_event(self.email, fields)["id"])
+
+    def update_event(self, external_id: str, **changes: Any) -> None:
+        fields: dict[str, Any] = {}
+        for name, value in changes.items():
+            if name == "description":
+                fields["body"] = value
+            elif name == "attendees":
+                fields["attendees"] = list(value)
+            elif name in ("start", "end"):
+                fields[name] = value
+                fields["time_zone"] = self._times(value, value)["time_zone"]
+            else:
+                fields[name] = value
+        self.emulator.user_update_event(self.email, external_id, fields)
+
+    def delete_event(self, external_id: str) -> None:
+        self.emulator.user_delete_event(self.email, external_id)
+
+    def event(self, external_id: str) -> RemoteEvent | None:
+        raw = self.emulator.user_get_event(self.email, external_id)
+        return None if raw is None else remote_event(raw)
+
+    def events(self) -> list[RemoteEvent]:
+        return [remote_event(raw) for raw in self.emulator.user_list_events(self.email)]
+
+    def expire_cursor(self) -> None:
+        self.emulator.expire_sync_tokens(self.email)
+
+    def revoke(self) -> None:
+        self.emulator.revoke(self.email)  # the user changes their password
+
+    def clear_faults(self) -> None:
+        self.emulator.clear_faults()
+
+    def add_calendar(self, name: str) -> str:
+        """A second calendar folder the user made in Outlook (O1); Exchange ids are opaque."""
+        calendar_id = f"AAMkAG-{secrets.token_hex(8)}-calendar"
+        self.emulator.add_calendar(self.email, calendar_id, name)
+        return calendar_id
+
+    def deny_calendar_access(self) -> None:
+        """An admin takes the calendar folder away from the mailbox (C4: ErrorAccessDenied)."""
+        self.emulator.set_calendar_access(self.email, False)
+
+    def inject_failure(
+        self, kind: str, count: int, *, retry_after: int = 0, method: str | None = None
+    ) -> None:
+        from django.conf import settings
+
+        if kind == "timeout":
+            # Hang longer than the client's timeout, so the client gives up first.
+            self.emulator.timeout_seconds = float(settings.CALSYNC_HTTP_TIMEOUT_SECONDS) + 1
+        fault = {"server_error": "500", "rate_limit": "busy", "timeout": "timeout", "reset": "reset"}[kind]
+        operation = METHOD_OPERATIONS.get(method.upper()) if method else None
+        self.emulator.inject_faults(fault, count=count, operation=operation, back_off_ms=retry_after * 1000)
+
+    def api_requests(self) -> int:
+        return sum(n for name, n in self.emulator.request_counts().items() if name != "401")
+
+    def bulk_requests(self) -> int:
+        return int(self.emulator.request_counts().get("CreateItem", 0))
+
+    def reset_counts(self) -> None:
+        self.emulator.reset_counts()
+
+
+def exchange_setup(request: pytest.FixtureRequest) -> SyncSetup:
+    from calendarsync.providers.exchange import adapter
+    from calendarsync.providers.exchange.adapter import ExchangeProvider
+    from tests.calendarsync.engine.conftest import SyncSetup
+
+    running = request.getfixturevalue("exchange_emulator")
+    # Short client timeout keeps the timeout tests quick (read when a client is built).
+    request.getfixturevalue("settings").CALSYNC_HTTP_TIMEOUT_SECONDS = 1
+    control = ExchangeCalendarControl(running.emulator, running.user)
+    setup = SyncSetup(
+        email=running.user,
+        calendar_id=control.calendar_id,
+        credentials=running.credentials(),
+        provider_factory=lambda account: account_provider(account),
+        control=control,
+        provider=Provider.EXCHANGE,
+        bulk_batch_size=adapter.BATCH_SIZE,
+        # The stored credentials carry the server URL: a worker needs no emulator settings, only
+        # a short timeout like the tests' own.
+        worker_env={"CALSYNC_HTTP_TIMEOUT_SECONDS": "5"},
+    )
+
+    def account_provider(account: CalendarAccount) -> CalendarProvider:
+        # The registry's factory, with the adapter's retry sleeps recorded instead of slept.
+        provider = ExchangeProvider.from_account(account)
+        provider._sleep = setup.sleeps.append
+        return provider
+
+    return setup

@@ -1,0 +1,120 @@
+"""A real Celery worker with embedded beat, on the configured broker: beat -> enqueue -> sync (not eager)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.utils import timezone
+
+from activities.models import Activity, SyncStatus
+from calendarsync import tasks
+from calendarsync.models import CalendarAccount, EventLink, SyncRun
+from tests.calendarsync.engine.conftest import SyncEnv, soon
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+
+def _test_database_url() -> str:
+    from django.db import connection
+
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    user = db.get("USER") or "postgres"
+    return f"postgres://{user}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
+
+
+def _broker_url() -> str:
+    configured = os.environ.get("CELERY_BROKER_URL", "")
+    return configured if configured.startswith("redis://") else "filesystem://"
+
+
+@pytest.fixture
+def worker_with_beat(sync_env: SyncEnv, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    if not sync_env.setup.worker_env:
+        pytest.skip("this provider's setup gives no worker environment (SyncSetup.worker_env)")
+    for sub in ("queue", "processed", "control"):
+        (tmp_path / "broker" / sub).mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        **sync_env.setup.worker_env,
+        "DATABASE_URL": _test_database_url(),
+        "CELERY_BROKER_URL": _broker_url(),
+        "CALSYNC_VAR_DIR": str(tmp_path),
+        "CALSYNC_SYNC_INTERVAL_MINUTES": "5",
+    }
+    process = subprocess.Popen(  # noqa: S603 - our own interpreter running Celery
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "tests.calendarsync.engine.celery_beat_app",
+            "worker",
+            "--beat",
+            "--pool",
+            "solo",
+            "-l",
+            "WARNING",
+            "-s",
+            str(tmp_path / "celerybeat-schedule"),
+        ],
+        cwd=settings.BASE_DIR,
+        env=env,
+    )
+    try:
+        yield process
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def wait_for(condition: Callable[[], bool], process: subprocess.Popen[bytes], what: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        assert process.poll() is None, "the worker died"
+        time.sleep(0.2)
+    pytest.fail(f"no {what} within 60 s")
+
+
+def test_beat_enqueues_and_a_real_worker_syncs(
+    sync_env: SyncEnv, monkeypatch: pytest.MonkeyPatch, worker_with_beat: subprocess.Popen[bytes]
+) -> None:
+    # Saving would also queue a requested sync; this test is about beat, so only beat enqueues.
+    monkeypatch.setattr(tasks, "request_sync", lambda account_id: None)
+    sync_env.start()
+    activity = sync_env.activity(subject="Worker-made event", start_at=soon(2, 10))
+    event_id = sync_env.control.create_event("Calendar-made event", soon(3, 10), soon(3, 11))
+
+    def synced() -> bool:
+        return (
+            Activity.objects.filter(pk=activity.pk, sync_status=SyncStatus.SYNCED).exists()
+            and EventLink.objects.filter(external_id=event_id).exists()
+        )
+
+    wait_for(synced, worker_with_beat, "first sync")
+    account = CalendarAccount.objects.get(pk=sync_env.account.pk)
+    assert account.last_synced_at is not None
+    assert account.next_sync_at is not None
+    assert account.next_sync_at > timezone.now() + dt.timedelta(minutes=4)
+    # The next interval: the calendar edit comes back through beat again.
+    sync_env.control.update_event(event_id, subject="Edited in the calendar")
+    CalendarAccount.objects.filter(pk=account.pk).update(next_sync_at=timezone.now())
+    wait_for(
+        lambda: Activity.objects.filter(subject="Edited in the calendar").exists(),
+        worker_with_beat,
+        "second sync",
+    )
+    assert [e.subject for e in sync_env.control.events()] == ["Worker-made event", "Edited in the calendar"]
+    assert Activity.objects.count() == 2
+    assert SyncRun.objects.filter(account=account, outcome=SyncRun.Outcome.OK).count() >= 2
