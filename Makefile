@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 EMULATOR_PORT ?= 8701
+MICROSOFT_GRAPH_PORT ?= 8702
+MICROSOFT_IDENTITY_PORT ?= 8703
+EXCHANGE_PORT ?= 8704
 EMULATOR := http://127.0.0.1:$(EMULATOR_PORT)
 
 # Local run: embedded defaults (SQLite, filesystem broker) and the Google emulator.
@@ -12,7 +15,12 @@ RUN_ENV := DEBUG=1 \
 	GOOGLE_CLIENT_ID=calsync-local-client GOOGLE_CLIENT_SECRET=calsync-local-secret \
 	GOOGLE_AUTH_URI=$(EMULATOR)/o/oauth2/auth GOOGLE_TOKEN_URI=$(EMULATOR)/token \
 	GOOGLE_REVOKE_URI=$(EMULATOR)/revoke GOOGLE_API_BASE_URL=$(EMULATOR)/ \
-	GOOGLE_BATCH_URI=$(EMULATOR)/batch/calendar/v3
+	GOOGLE_BATCH_URI=$(EMULATOR)/batch/calendar/v3 \
+	MICROSOFT_CLIENT_ID=calsync-local-microsoft-client MICROSOFT_CLIENT_SECRET=calsync-local-microsoft-secret \
+	MICROSOFT_AUTHORITY=https://127.0.0.1:$(MICROSOFT_IDENTITY_PORT)/common \
+	MICROSOFT_GRAPH_BASE_URL=http://127.0.0.1:$(MICROSOFT_GRAPH_PORT)/v1.0/ \
+	MICROSOFT_CA_BUNDLE=$(CURDIR)/var/microsoft-emulator-ca.pem \
+	EXCHANGE_SERVER_URL=http://127.0.0.1:$(EXCHANGE_PORT)/EWS/Exchange.asmx
 
 .PHONY: run test lint typecheck install install-dev browser
 
@@ -41,7 +49,9 @@ run: $(VENV)/.runtime
 	mkdir -p var
 	$(RUN_ENV) $(PY) manage.py migrate --noinput
 	$(RUN_ENV) $(PY) manage.py seed_demo
-	$(RUN_ENV) $(PY) manage.py run_stack --emulator-port $(EMULATOR_PORT)
+	$(RUN_ENV) $(PY) manage.py run_stack --emulator-port $(EMULATOR_PORT) \
+		--microsoft-port $(MICROSOFT_GRAPH_PORT) --microsoft-identity-port $(MICROSOFT_IDENTITY_PORT) \
+		--exchange-port $(EXCHANGE_PORT)
 
 test: $(VENV)/.dev browser
 	mkdir -p var

@@ -23,6 +23,7 @@ from calendarsync.models import (
     SyncType,
 )
 from calendarsync.providers.base import RemoteCalendarInfo
+from calendarsync.tasks import request_sync
 
 INSUFFICIENT_PERMISSIONS_HELP = (
     "CalSync was not allowed to use your calendar. Ask your IT admin to allow third-party "
@@ -278,6 +279,8 @@ def do_start_sync(*, acting_user: User, account: CalendarAccount) -> SyncPrefere
     account.state_detail = ""
     account.save(update_fields=["state", "state_detail"])
     _audit(account, acting_user, "sync_started", {"calendar": _describe(preferences.calendar)})
+    # O9: the first sync (the baseline, R2) runs within seconds, not at the next beat.
+    request_sync(account.pk)
     return preferences
 
 

@@ -10,6 +10,7 @@ reason; the run goes on.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from django.db import DatabaseError, transaction
 from django.db.models import prefetch_related_objects
@@ -76,6 +77,9 @@ def pull(ctx: SyncContext, page: ChangePage) -> None:
     if not changes:
         return
     links = _links_by_event(ctx, [c.external_id for c in changes if c.external_id])
+    # Our own writes coming back (same etag) need nothing more: drop them before loading anything.
+    changes = [change for change in changes if not _echo(change, links.get(change.external_id))]
+    _load_activities([links[c.external_id] for c in changes if c.external_id in links])
     adoptable = _adoptable_activities(ctx, [c.event for c in changes if _unknown_live(c, links)])
     for change in changes:
         try:
@@ -94,27 +98,55 @@ def pull(ctx: SyncContext, page: ChangePage) -> None:
             ctx.result.pulled.errors.append(Skip(change.external_id, reason[:300]))
 
 
+def _echo(change: Change, link: EventLink | None) -> bool:
+    event = change.event
+    return (
+        link is not None
+        and link.state == LinkState.ACTIVE
+        and not change.deleted
+        and event is not None
+        and bool(event.etag)
+        and event.etag == link.etag
+    )
+
+
 def _unknown_live(change: Change, links: dict[str, EventLink]) -> bool:
     return change.event is not None and not change.deleted and change.external_id not in links
 
 
-def _chunks(values: list[str]) -> list[list[str]]:
+def _chunks(values: list[Any]) -> list[list[Any]]:
     """IN lists of a size every database accepts (a full listing can hold thousands of events)."""
     return [values[offset : offset + IN_CHUNK] for offset in range(0, len(values), IN_CHUNK)]
 
 
 def _links_by_event(ctx: SyncContext, external_ids: list[str]) -> dict[str, EventLink]:
-    links = [
-        link
+    return {
+        link.external_id: link
         for chunk in _chunks(external_ids)
-        for link in EventLink.objects.filter(account=ctx.account, external_id__in=chunk).select_related(
-            "activity", "activity__type", "activity__deal", "activity__person", "activity__organization"
+        for link in EventLink.objects.filter(account=ctx.account, external_id__in=chunk)
+    }
+
+
+def _load_activities(links: list[EventLink]) -> None:
+    """The linked activities, with what the merge reads, attached to their links."""
+    wanted = [link.activity_id for link in links if link.activity_id is not None]
+    if not wanted:
+        return
+    activities = {
+        activity.pk: activity
+        for chunk in _chunks(wanted)
+        for activity in Activity.objects.filter(pk__in=chunk).select_related(
+            "type", "deal", "person", "organization"
         )
-    ]
-    activities = [link.activity for link in links if link.activity is not None]
-    if activities:
-        prefetch_related_objects(activities, "participants")
-    return {link.external_id: link for link in links}
+    }
+    prefetch_related_objects(list(activities.values()), "participants")
+    for link in links:
+        if link.activity_id is not None:
+            activity = activities.get(link.activity_id)
+            if activity is None:
+                link.activity_id = None  # deleted since the links were read
+            else:
+                link.activity = activity
 
 
 def _adoptable_activities(

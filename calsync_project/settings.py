@@ -154,11 +154,20 @@ CELERY_BEAT_SCHEDULE = {
         "task": "calendarsync.tasks.heartbeat",
         "schedule": crontab(),  # every minute
     },
+    # Beat only enqueues the accounts that are due; workers claim and sync them.
+    "enqueue-due-syncs": {
+        "task": "calendarsync.tasks.enqueue_due_syncs",
+        "schedule": crontab(),  # every minute
+    },
 }
 
 # Calendar sync knobs.
 CALSYNC_HTTP_TIMEOUT_SECONDS = env_int("CALSYNC_HTTP_TIMEOUT_SECONDS", 20, minimum=1)
 CALSYNC_SYNC_INTERVAL = timedelta(minutes=env_int("CALSYNC_SYNC_INTERVAL_MINUTES", 5, minimum=1))
+CALSYNC_RECURRENCE_HORIZON_DAYS = env_int("CALSYNC_RECURRENCE_HORIZON_DAYS", 180, minimum=1)
+CALSYNC_SYNC_DEBOUNCE_SECONDS = env_int("CALSYNC_SYNC_DEBOUNCE_SECONDS", 5, minimum=0)
+CALSYNC_SYNC_LEASE_SECONDS = env_int("CALSYNC_SYNC_LEASE_SECONDS", 600, minimum=60)
+CALSYNC_SYNC_RUN_RETENTION_DAYS = env_int("CALSYNC_SYNC_RUN_RETENTION_DAYS", 14, minimum=1)
 CALENDAR_MAX_ITEMS = 500
 
 LOGGING = {
@@ -172,6 +181,7 @@ LOGGING = {
         "requests_oauthlib": {"level": "WARNING"},
         "oauthlib": {"level": "WARNING"},
         "msal": {"level": "WARNING"},
+        "exchangelib": {"level": "WARNING"},
     },
 }
 
@@ -199,3 +209,7 @@ MICROSOFT_CA_BUNDLE = env_str("MICROSOFT_CA_BUNDLE", "")
 MICROSOFT_CALENDAR_SCOPE = "Calendars.ReadWrite"
 # msal adds openid, profile and offline_access itself (and refuses them here).
 MICROSOFT_SCOPES = [MICROSOFT_CALENDAR_SCOPE, "User.Read"]
+
+# Microsoft Exchange (EWS, C2/C3/C5). Empty: an empty "Server URL" on the connect form uses
+# autodiscover; set it to send such connects to one known EWS endpoint instead.
+EXCHANGE_SERVER_URL = env_str("EXCHANGE_SERVER_URL", "")

@@ -39,7 +39,7 @@ def option(page: Page, name: str) -> Locator:
     return page.locator(f"#option-{name}")
 
 
-def change_and_see_saved(page: Page, name: str, change: Callable[[Locator], None]) -> None:
+def change_and_see_saved(page: Page, name: str, change: Callable[[Locator], object]) -> None:
     """Make one change, wait for its autosave to answer, and see "Saved" beside that option (O8)."""
     with page.expect_response(lambda response: f"/options/{name}/" in response.url) as answer:
         change(option(page, name))

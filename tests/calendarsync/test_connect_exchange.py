@@ -91,6 +91,8 @@ def test_c7_the_password_is_encrypted_and_never_shown_or_logged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    # Settings keep exchangelib at WARNING; open it up here to prove the header redaction too.
+    caplog.set_level(logging.DEBUG, logger="exchangelib")
     password = exchange_emulator.password
     basic = base64.b64encode(f"{exchange_emulator.user}:{password}".encode()).decode()
     response = post(owner_client, exchange_emulator.user, password, exchange_emulator.server_url)

@@ -18,13 +18,22 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--port", type=int, default=8000)
-        parser.add_argument("--emulator-port", type=int, default=8701)
+        parser.add_argument("--emulator-port", type=int, default=8701, help="Google emulator")
+        parser.add_argument("--microsoft-port", type=int, default=8702, help="Graph emulator")
+        parser.add_argument("--microsoft-identity-port", type=int, default=8703, help="Microsoft sign-in")
+        parser.add_argument("--exchange-port", type=int, default=8704, help="EWS emulator")
 
     def handle(self, *args: Any, **options: Any) -> None:
         python = sys.executable
         manage = str(settings.BASE_DIR / "manage.py")
         commands: dict[str, list[str]] = {
-            "emulators": [python, manage, "run_emulators", "--google-port", str(options["emulator_port"])],
+            "emulators": [
+                python, manage, "run_emulators",
+                "--google-port", str(options["emulator_port"]),
+                "--microsoft-port", str(options["microsoft_port"]),
+                "--microsoft-identity-port", str(options["microsoft_identity_port"]),
+                "--exchange-port", str(options["exchange_port"]),
+            ],
             "worker": [
                 python, "-m", "celery", "-A", "calsync_project", "worker", "--beat",
                 "--loglevel", "INFO", "--concurrency", "2",
@@ -39,7 +48,11 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(
                 f"\nCalSync is running at http://127.0.0.1:{options['port']}/\n"
-                f"Google emulator (act as the user inside Google): http://127.0.0.1:{options['emulator_port']}/\n"
+                "Provider emulators (act as the user inside the calendar):\n"
+                f"  Google         http://127.0.0.1:{options['emulator_port']}/  (demo.google@example.com)\n"
+                f"  Microsoft 365  http://127.0.0.1:{options['microsoft_port']}/\n"
+                f"  Exchange       http://127.0.0.1:{options['exchange_port']}/  (demo.exchange@example.com,"
+                " app password app-password-1234)\n"
                 "Demo logins (password demo-password-1): alice@demo.calsync.test, bob@demo.calsync.test, "
                 "admin@demo.calsync.test (Django admin at /admin/)\n"
                 "Press Ctrl-C to stop.\n"

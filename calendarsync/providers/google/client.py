@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 from urllib.parse import urljoin
 
@@ -119,11 +120,12 @@ class GoogleClient:
         self.http = build_http(self.credentials)
         self.service = build_calendar_service(self.http)
 
-    @property
+    # Cached: googleapiclient rebuilds a resource's whole method table on every access (~2 ms).
+    @cached_property
     def events(self) -> Any:
         return self.service.events()
 
-    @property
+    @cached_property
     def calendar_list(self) -> Any:
         return self.service.calendarList()
 

@@ -373,6 +373,12 @@ class SyncEnv:
         return Activity.objects.get(event_links__account=self.account, event_links__external_id=external_id)
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings: Any) -> None:
+    """Users are made for every test here; their passwords never matter (keeps the suite fast)."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture(params=sorted(SYNC_SETUPS))
 def sync_setup(request: pytest.FixtureRequest) -> SyncSetup:
     return SYNC_SETUPS[request.param](request)

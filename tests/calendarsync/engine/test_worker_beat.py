@@ -39,6 +39,7 @@ def _broker_url() -> str:
 
 @pytest.fixture
 def worker_with_beat(sync_env: SyncEnv, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``celery beat`` and a ``celery worker``, two plain processes on the configured broker."""
     if not sync_env.setup.worker_env:
         pytest.skip("this provider's setup gives no worker environment (SyncSetup.worker_env)")
     for sub in ("queue", "processed", "control"):
@@ -51,30 +52,29 @@ def worker_with_beat(sync_env: SyncEnv, tmp_path: Path) -> Iterator[subprocess.P
         "CALSYNC_VAR_DIR": str(tmp_path),
         "CALSYNC_SYNC_INTERVAL_MINUTES": "5",
     }
-    process = subprocess.Popen(  # noqa: S603 - our own interpreter running Celery
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "tests.calendarsync.engine.celery_beat_app",
-            "worker",
-            "--beat",
-            "--pool",
-            "solo",
-            "-l",
-            "WARNING",
-            "-s",
-            str(tmp_path / "celerybeat-schedule"),
-        ],
+    celery = [sys.executable, "-m", "celery", "-A", "tests.calendarsync.engine.celery_beat_app"]
+    beat = subprocess.Popen(  # noqa: S603 - our own interpreter running Celery
+        [*celery, "beat", "-l", "WARNING", "-s", str(tmp_path / "celerybeat-schedule")],
         cwd=settings.BASE_DIR,
         env=env,
     )
+    worker = subprocess.Popen(  # noqa: S603 - our own interpreter running Celery
+        [*celery, "worker", "--pool", "solo", "-l", "WARNING"], cwd=settings.BASE_DIR, env=env
+    )
     try:
-        yield process
+        yield worker
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        # Single processes without children: killing them leaves nothing behind, and a warm
+        # shutdown would only wait for beat's sleep.
+        for process in (beat, worker):
+            process.kill()
+            process.wait(timeout=10)
+        if env["CELERY_BROKER_URL"].startswith("redis://"):
+            # What beat queued after the worker stopped must not reach another test's worker.
+            from calsync_project.celery import app
+
+            with app.connection_for_write(env["CELERY_BROKER_URL"]) as connection:
+                connection.default_channel.queue_purge(app.conf.task_default_queue)  # type: ignore[attr-defined]
 
 
 def wait_for(condition: Callable[[], bool], process: subprocess.Popen[bytes], what: str) -> None:
