@@ -20,7 +20,8 @@ RUN_ENV := DEBUG=1 \
 	MICROSOFT_AUTHORITY=https://127.0.0.1:$(MICROSOFT_IDENTITY_PORT)/common \
 	MICROSOFT_GRAPH_BASE_URL=http://127.0.0.1:$(MICROSOFT_GRAPH_PORT)/v1.0/ \
 	MICROSOFT_CA_BUNDLE=$(CURDIR)/var/microsoft-emulator-ca.pem \
-	EXCHANGE_SERVER_URL=http://127.0.0.1:$(EXCHANGE_PORT)/EWS/Exchange.asmx
+	EXCHANGE_SERVER_URL=http://127.0.0.1:$(EXCHANGE_PORT)/EWS/Exchange.asmx \
+	CALSYNC_SYNC_INTERVAL_MINUTES=1
 
 .PHONY: run test lint typecheck install install-dev browser
 

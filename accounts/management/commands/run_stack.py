@@ -50,7 +50,7 @@ class Command(BaseCommand):
                 f"\nCalSync is running at http://127.0.0.1:{options['port']}/\n"
                 "Provider emulators (act as the user inside the calendar):\n"
                 f"  Google         http://127.0.0.1:{options['emulator_port']}/  (demo.google@example.com)\n"
-                f"  Microsoft 365  http://127.0.0.1:{options['microsoft_port']}/\n"
+                f"  Microsoft 365  http://127.0.0.1:{options['microsoft_port']}/  (demo.microsoft@example.com)\n"
                 f"  Exchange       http://127.0.0.1:{options['exchange_port']}/  (demo.exchange@example.com,"
                 " app password app-password-1234)\n"
                 "Demo logins (password demo-password-1): alice@demo.calsync.test, bob@demo.calsync.test, "
