@@ -17,8 +17,6 @@ path the Celery task takes:
   deletion), the sync's time, and the time of the bare client-library calls that work needs
   (build the service, list with the sync token, insert the 200 events in batches of 50),
   median of three runs; ``engine_overhead`` is their ratio (goal: <= 1.5).
-  ``push_200_with_events_resource_built_once`` is the same with ``GoogleClient.events``
-  cached (a proposed one-line change to ``providers/google/client.py``, patched in here only).
 * ``no_change_syncs_per_second``: one process syncing every account in turn, nothing changed
   (goal: >= 100).
 
@@ -141,11 +139,6 @@ def print_table(results: dict[str, Result], skipped: dict[str, str]) -> None:
         print(
             f"  push {PUSH_COUNT}: sync {push['sync_ms']:.1f} ms, bare client calls {push['bare_client_ms']:.1f} ms, "
             f"overhead {push['engine_overhead']:.2f}  (goal <= 1.5)"
-        )
-        fixed = figures["push_200_with_events_resource_built_once"]
-        print(
-            f"  push {PUSH_COUNT} with GoogleClient.events built once (proposed): sync {fixed['sync_ms']:.1f} ms, "
-            f"bare {fixed['bare_client_ms']:.1f} ms, overhead {fixed['engine_overhead']:.2f}"
         )
         print(
             f"  no-change syncs per second         {figures['no_change_syncs_per_second']:.1f}  (goal >= 100)"
@@ -338,14 +331,11 @@ def measure_all(emulator: Emulator, count: int) -> Result:
     per_second = len(ids) / (time.perf_counter() - started)
 
     push = measure_push(emulator, company)
-    with events_resource_built_once():
-        push_with_fix = measure_push(emulator, company)
     return {
         "accounts": count,
         "http_requests_per_no_change_sync": round(requests_per_sync, 3),
         "sql_queries_per_no_change_sync": {"max": max(queries), "mean": round(statistics.fmean(queries), 3)},
         "push_200": push,
-        "push_200_with_events_resource_built_once": push_with_fix,
         "no_change_syncs_per_second": round(per_second, 1),
     }
 
@@ -469,27 +459,6 @@ def time_bare_client_push(account_id: int) -> float:
             batch.add(events.insert(calendarId=calendar_id, body=body), callback=ignore)
         client.execute_batch(batch)
     return (time.perf_counter() - started) * 1000
-
-
-@contextmanager
-def events_resource_built_once() -> Iterator[None]:
-    """The proposed ``GoogleClient.events`` as a ``cached_property`` (not in client.py yet).
-
-    Every ``client.events`` access builds googleapiclient's whole method resource (docstrings
-    included, a few ms); the adapter reaches for it once per event in ``create_events``.
-    """
-    import functools
-
-    from calendarsync.providers.google.client import GoogleClient
-
-    original = GoogleClient.__dict__["events"]
-    cached = functools.cached_property(lambda self: self.service.events())
-    cached.__set_name__(GoogleClient, "events")
-    GoogleClient.events = cached  # type: ignore[assignment,method-assign]
-    try:
-        yield
-    finally:
-        GoogleClient.events = original  # type: ignore[method-assign]
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from functools import cached_property
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urljoin
 
@@ -104,6 +104,18 @@ def build_calendar_service(http: Any) -> Any:
     )
 
 
+@lru_cache(maxsize=8)
+def _shared_resources(api_endpoint: str) -> tuple[Any, Any]:
+    """One parsed Calendar service per process and endpoint (building one costs ~3 ms).
+
+    Its requests are always executed with the account's own authorized ``http``, so the
+    shared service holds no credentials; ``api_endpoint`` is the cache key so tests that
+    point the settings elsewhere get their own service.
+    """
+    service = build_calendar_service(build_http())
+    return service.events(), service.calendarList()
+
+
 class GoogleClient:
     """A Calendar API service bound to one account's credentials.
 
@@ -118,22 +130,16 @@ class GoogleClient:
         self._on_tokens_refreshed = on_tokens_refreshed
         self.credentials = credentials_from_tokens(tokens)
         self.http = build_http(self.credentials)
-        self.service = build_calendar_service(self.http)
-
-    # Cached: googleapiclient rebuilds a resource's whole method table on every access (~2 ms).
-    @cached_property
-    def events(self) -> Any:
-        return self.service.events()
-
-    @cached_property
-    def calendar_list(self) -> Any:
-        return self.service.calendarList()
+        self.events, self.calendar_list = _shared_resources(calendar_api_endpoint())
 
     def execute(self, request: Any) -> Any:
-        """Run one API request (no library retries: the adapter retries, honouring Retry-After)."""
+        """Run one API request (no library retries: the adapter retries, honouring Retry-After).
+
+        Always with this account's authorized ``http``: the request was built by the shared service.
+        """
         token_before = self.credentials.token
         try:
-            return request.execute(num_retries=0)
+            return request.execute(http=self.http, num_retries=0)
         finally:
             self._report_refresh(token_before)
 
