@@ -76,7 +76,11 @@ def sync(
     if has_pending_deletions or ctx.deletions_queued:
         delete_pending(ctx)
     ctx.result.cursor = page.cursor
-    if ctx.result.pushed.created and not ctx.result.pull_incomplete:
+    if (
+        ctx.result.pushed.created
+        and not ctx.result.pull_incomplete
+        and not ctx.provider.reports_unlisted_deletions
+    ):
         _absorb_own_creations(ctx, page.cursor)
     return ctx.result
 

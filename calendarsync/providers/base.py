@@ -220,6 +220,11 @@ class CalendarProvider(Protocol):
     already been retried a few times (honouring ``Retry-After``) when they surface.
     """
 
+    #: True when an incremental listing reports the deletion of an event created after the
+    #: cursor was taken, even though no listing ever returned that event (Google does; Graph
+    #: delta and EWS SyncFolderItems do not, so the engine lists once more after creating).
+    reports_unlisted_deletions: bool
+
     def list_calendars(self) -> list[RemoteCalendarInfo]: ...
 
     def list_changes(

@@ -87,6 +87,9 @@ Outcomes = dict[int, RemoteEvent | ProviderError]
 class ExchangeProvider:
     """``CalendarProvider`` over Exchange Web Services for one mailbox."""
 
+    # SyncFolderItems skips items created and deleted between two calls.
+    reports_unlisted_deletions = False
+
     def __init__(
         self,
         client: ExchangeClient,

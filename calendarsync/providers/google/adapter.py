@@ -83,6 +83,9 @@ def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
 class GoogleProvider:
     """``CalendarProvider`` over the Google Calendar API v3."""
 
+    # a syncToken listing returns every event deleted since, as status "cancelled".
+    reports_unlisted_deletions = True
+
     def __init__(self, client: GoogleClient, *, sleep: Callable[[float], None] = time.sleep) -> None:
         self._client = client
         self._sleep = sleep

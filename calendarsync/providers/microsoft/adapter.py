@@ -125,6 +125,9 @@ class BatchCall:
 class MicrosoftProvider:
     """``CalendarProvider`` over Microsoft Graph."""
 
+    # delta only reports removals of items it handed out before.
+    reports_unlisted_deletions = False
+
     def __init__(self, client: MicrosoftClient, *, sleep: Callable[[float], None] = time.sleep) -> None:
         self._client = client
         self._sleep = sleep

@@ -208,6 +208,18 @@ def test_r10_our_own_writes_show_up_once_with_our_tag(
     assert ours[0].event.etag == created.etag
 
 
+def test_r3_reports_unlisted_deletions_flag_matches_the_change_feed(
+    provider: CalendarProvider, control: ProviderControl
+) -> None:
+    """The engine skips its second listing only where the feed reports such deletions itself."""
+    cursor = full_listing(provider, control.calendar_id).cursor
+    created = provider.create_event(control.calendar_id, meeting(tag="act-gone"), idempotency_key="act-gone")
+    control.user_delete_event(created.external_id)
+    page = provider.list_changes(control.calendar_id, cursor, **window())
+    deleted = {c.external_id for c in page.changes if c.kind == "deleted"}
+    assert (created.external_id in deleted) is provider.reports_unlisted_deletions
+
+
 def test_r10_expired_cursor_raises_cursor_expired(
     provider: CalendarProvider, control: ProviderControl
 ) -> None:
