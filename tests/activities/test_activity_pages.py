@@ -189,3 +189,26 @@ def test_a3_only_the_owner_may_mark_done(request, meeting, who):
 
 def test_a6_colleague_gets_404_marking_a_private_activity_done(colleague_client, private_activity):
     assert colleague_client.post(url("toggle_done", private_activity), {"done": "1"}).status_code == 404
+
+
+def test_r7_edit_page_of_a_recurring_occurrence_says_why_it_is_read_only(owner_client, owner):
+    from django.urls import reverse
+
+    from tests.conftest import make_activity
+
+    reason = "This is one occurrence of a recurring calendar event: change the series in your calendar."
+    activity = make_activity(owner, sync_read_only_reason=reason)
+    html = owner_client.get(reverse("activities:edit", args=[activity.pk])).content.decode()
+    assert reason in html
+    response = owner_client.post(
+        reverse("activities:edit", args=[activity.pk]),
+        {
+            "subject": "Renamed",
+            "type": activity.type_id,
+            "due_date": activity.due_date.isoformat(),
+            "visibility": "everyone",
+        },
+    )
+    activity.refresh_from_db()
+    assert activity.subject == "Quarterly review"
+    assert reason in response.content.decode()
