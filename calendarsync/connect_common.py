@@ -1,0 +1,164 @@
+"""The OAuth connect flow both Google and Microsoft 365 follow (C3, C4); each provider supplies its pieces."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from django.contrib import messages
+from django.http import HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
+
+from accounts.auth import AuthedHttpRequest
+from calendarsync.actions import INSUFFICIENT_PERMISSIONS_HELP, AnotherAccountConnected, do_connect_account
+from calendarsync.models import AccountState, CalendarAccount, Provider
+from calendarsync.providers.base import (
+    InsufficientPermissions,
+    ProviderError,
+    RemoteCalendarInfo,
+    TransientError,
+)
+
+
+def page_url() -> str:
+    return reverse("calendarsync:page")
+
+
+def another_account_message(account: CalendarAccount) -> str:
+    return f"{account.email} is connected. Stop its sync before adding another account."
+
+
+class GrantedTokens(Protocol):
+    """What a provider's sign-in grants, as far as connecting the account needs it."""
+
+    @property
+    def email(self) -> str: ...
+
+    def as_credentials(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class _CarriesTokens(Protocol):
+    """A provider's ``MissingCalendarScope``: sign-in worked, calendar access was not granted."""
+
+    @property
+    def tokens(self) -> GrantedTokens: ...
+
+
+class ListsCalendars(Protocol):
+    def list_calendars(self) -> list[RemoteCalendarInfo]: ...
+
+
+@dataclass(frozen=True)
+class ConnectMessages:
+    """What the user reads when a provider's connect fails; ``sign_in_failed`` takes the error's message."""
+
+    declined: str
+    unverified: str
+    sign_in_failed: str
+    unreachable: str
+    not_listed: str
+    no_calendar_access: str
+
+
+@dataclass(frozen=True)
+class OAuthConnect:
+    """One provider's pieces of the shared connect flow: its enum, adapter, oauth errors and wording."""
+
+    provider: Provider
+    provider_from_tokens: Callable[[Mapping[str, Any]], ListsCalendars]
+    consent_denied: type[ProviderError]
+    missing_scope: type[InsufficientPermissions]
+    state_mismatch: type[ProviderError]
+    oauth_error: type[ProviderError]
+    messages: ConnectMessages
+    calendars_label: str
+    logger: logging.Logger
+
+
+def refuse_other_provider(
+    request: AuthedHttpRequest, current: CalendarAccount | None, provider: Provider
+) -> HttpResponse | None:
+    """C6: while another provider's account is connected, say so instead of starting a sign-in."""
+    if current is not None and current.provider != provider:
+        messages.error(request, another_account_message(current))
+        return redirect(page_url())
+    return None
+
+
+def finish_connect(
+    request: AuthedHttpRequest, spec: OAuthConnect, finish: Callable[[], GrantedTokens]
+) -> HttpResponse:
+    """Finish a connect: tokens, calendars, account state; every failure gets a clear message."""
+    text = spec.messages
+    try:
+        tokens = finish()
+    except spec.consent_denied:
+        messages.error(request, text.declined)
+        return redirect(page_url())
+    except spec.missing_scope as exc:
+        if not isinstance(exc, _CarriesTokens):
+            raise
+        connect_without_calendar_access(request, spec, exc.tokens)
+        return redirect(page_url())
+    except spec.state_mismatch:
+        messages.error(request, text.unverified)
+        return redirect(page_url())
+    except spec.oauth_error as exc:
+        messages.error(request, text.sign_in_failed.format(exc.message))
+        return redirect(page_url())
+    except TransientError:
+        messages.error(request, text.unreachable)
+        return redirect(page_url())
+
+    provider = spec.provider_from_tokens(tokens.as_credentials())
+    try:
+        calendars = provider.list_calendars()
+    except InsufficientPermissions:
+        connect_without_calendar_access(request, spec, tokens)
+        return redirect(page_url())
+    except ProviderError as exc:
+        spec.logger.warning(
+            "listing %s calendars failed for user %s: %r", spec.calendars_label, request.user.pk, exc
+        )
+        messages.error(request, text.not_listed)
+        return redirect(page_url())
+    try:
+        account = do_connect_account(
+            acting_user=request.user,
+            provider=spec.provider,
+            email=tokens.email,
+            credentials=tokens.as_credentials(),
+            calendars=calendars,
+        )
+    except AnotherAccountConnected as exc:
+        messages.error(request, another_account_message(exc.account))
+        return redirect(page_url())
+    if account.preferences.sync_started_at is None:
+        messages.success(request, f"Connected {tokens.email}. Review the options below, then start the sync.")
+    else:
+        messages.success(request, f"Connected {tokens.email}. Sync carries on with your options.")
+    return redirect(page_url())
+
+
+def connect_without_calendar_access(
+    request: AuthedHttpRequest, spec: OAuthConnect, tokens: GrantedTokens
+) -> None:
+    """C4: keep the account, show "Insufficient permissions"; reconnecting with access fixes it."""
+    try:
+        do_connect_account(
+            acting_user=request.user,
+            provider=spec.provider,
+            email=tokens.email,
+            credentials=tokens.as_credentials(),
+            calendars=[],
+            state=AccountState.INSUFFICIENT_PERMISSIONS,
+            state_detail=INSUFFICIENT_PERMISSIONS_HELP,
+        )
+    except AnotherAccountConnected as exc:
+        messages.error(request, another_account_message(exc.account))
+        return
+    messages.error(request, spec.messages.no_calendar_access + INSUFFICIENT_PERMISSIONS_HELP)
