@@ -28,7 +28,6 @@ from calendarsync.actions import (
 from calendarsync.connect_common import (
     ConnectMessages,
     OAuthConnect,
-    another_account_message,
     finish_connect,
     page_url,
     refuse_other_provider,
@@ -65,11 +64,6 @@ def access_account(user: User, pk: int) -> CalendarAccount:
         return CalendarAccount.objects.get(pk=pk, user=user, stopped_at__isnull=True)
     except CalendarAccount.DoesNotExist:
         raise Http404("No such calendar account.") from None
-
-
-# Kept under these names: views_exchange and views_microsoft import them from here.
-_page_url = page_url
-_another_account_message = another_account_message
 
 
 # --------------------------------------------------------------------------- the page and its options
@@ -200,7 +194,7 @@ def update_preferences(request: HtmxHttpRequest, pk: int, option: str) -> HttpRe
             messages.error(request, f"{form.title} was not saved: {' '.join(errors)}")
         else:
             messages.success(request, f"Saved: {form.title}.")
-        return redirect(_page_url())
+        return redirect(page_url())
     status = 422 if errors else 200
     if form_class.swaps_all_options:
         # O2: switching sync type shows or hides the two-way-only options.
@@ -227,7 +221,7 @@ def start_sync(request: AuthedHttpRequest, pk: int) -> HttpResponse:
         messages.error(request, f"Sync did not start: {exc.message}")
     else:
         messages.success(request, SYNC_STARTED_MESSAGE)
-    return redirect(_page_url())
+    return redirect(page_url())
 
 
 @login_required
@@ -245,7 +239,7 @@ def stop_sync(request: AuthedHttpRequest, pk: int) -> HttpResponse:
         f"Sync stopped and {account.email} disconnected. Your activities are kept. "
         "You can add an account again below.",
     )
-    return redirect(_page_url())
+    return redirect(page_url())
 
 
 # --------------------------------------------------------------------------- connect: other, Google

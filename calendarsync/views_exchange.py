@@ -21,12 +21,13 @@ from django.views.decorators.http import require_http_methods
 
 from accounts.auth import AuthedHttpRequest
 from calendarsync.actions import INSUFFICIENT_PERMISSIONS_HELP, AnotherAccountConnected, do_connect_account
+from calendarsync.connect_common import another_account_message, page_url
 from calendarsync.forms import ExchangeConnectForm
 from calendarsync.models import AccountState, CalendarAccount, Provider
 from calendarsync.providers.base import AuthRevoked, ProviderError, TransientError
 from calendarsync.providers.exchange.connect import AutodiscoverFailed, VerifiedLogin, verify_login
 from calendarsync.providers.exchange.errors import AppPasswordRequired, ServerUnusable
-from calendarsync.views import _another_account_message, _page_url, connected_account
+from calendarsync.views import connected_account
 
 logger = logging.getLogger(__name__)
 
@@ -91,8 +92,8 @@ def connect_exchange(request: AuthedHttpRequest) -> HttpResponse:
     """C3/C5: connect (or reconnect) an Exchange mailbox with e-mail, password and optional server URL."""
     current = connected_account(request.user)
     if current is not None and current.provider != Provider.EXCHANGE:
-        messages.error(request, _another_account_message(current))
-        return redirect(_page_url())
+        messages.error(request, another_account_message(current))
+        return redirect(page_url())
     form = ExchangeConnectForm(request.POST if request.method == "POST" else None, initial=_initial(current))
     extra: dict[str, Any] = {}
     if request.method == "POST" and form.is_valid():
@@ -125,8 +126,8 @@ def _connected(request: AuthedHttpRequest, login: VerifiedLogin) -> HttpResponse
             state_detail="" if login.calendar_access else INSUFFICIENT_PERMISSIONS_HELP,
         )
     except AnotherAccountConnected as exc:
-        messages.error(request, _another_account_message(exc.account))
-        return redirect(_page_url())
+        messages.error(request, another_account_message(exc.account))
+        return redirect(page_url())
     if not login.calendar_access:
         messages.error(
             request, "Exchange did not let CalSync open your calendar. " + INSUFFICIENT_PERMISSIONS_HELP
@@ -135,4 +136,4 @@ def _connected(request: AuthedHttpRequest, login: VerifiedLogin) -> HttpResponse
         messages.success(request, f"Connected {email}. Review the options below, then start the sync.")
     else:
         messages.success(request, f"Connected {email}. Sync carries on with your options.")
-    return redirect(_page_url())
+    return redirect(page_url())
