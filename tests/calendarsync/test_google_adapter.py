@@ -25,8 +25,8 @@ from calendarsync.providers.base import (
     ProviderError,
     TransientError,
 )
-from calendarsync.providers.google.adapter import MAX_ATTEMPTS, MAX_RETRY_SLEEP_SECONDS, GoogleProvider
-from calendarsync.providers.google.errors import Operation, map_google_error, parse_retry_after
+from calendarsync.providers.google.adapter import GoogleProvider
+from calendarsync.providers.google.errors import Operation, map_google_error
 from calendarsync.providers.google.mapping import (
     TAG_PROPERTY,
     event_body,
@@ -35,6 +35,7 @@ from calendarsync.providers.google.mapping import (
     parse_event,
     same_content,
 )
+from calendarsync.providers.retry import MAX_ATTEMPTS, MAX_RETRY_SLEEP_SECONDS, parse_retry_after
 
 UTC = dt.UTC
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -28,7 +28,6 @@ from calendarsync.providers.microsoft.errors import (
     TokenRefreshFailed,
     TransactionIdUsed,
     map_graph_error,
-    parse_retry_after,
 )
 from calendarsync.providers.microsoft.mapping import (
     TAG_PROPERTY_ID,
@@ -37,6 +36,7 @@ from calendarsync.providers.microsoft.mapping import (
     parse_event,
     transaction_id_for,
 )
+from calendarsync.providers.retry import parse_retry_after
 from tests.calendarsync.conftest_microsoft import RunningMicrosoftEmulator
 
 ALICE = "alice@contoso.test"

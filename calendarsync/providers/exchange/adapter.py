@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from exchangelib.restriction import Q
@@ -46,6 +46,7 @@ from calendarsync.providers.exchange.client import KEY_FIELD, TAG_FIELD, Exchang
 from calendarsync.providers.exchange.errors import EXCHANGE_FAILURES, Operation, map_exchange_error
 from calendarsync.providers.exchange.mapping import Cursor, item_fields, parse_item, same_content
 from calendarsync.providers.exchange.services import EwsCalls
+from calendarsync.providers.retry import MAX_ATTEMPTS, call_with_retries, chunks, retry_delay
 
 if TYPE_CHECKING:
     from calendarsync.models import CalendarAccount
@@ -57,21 +58,8 @@ T = TypeVar("T")
 # Retry policy for transient failures (ErrorServerBusy, 5xx, timeouts, resets): a few attempts
 # here, then TransientError for the caller (the Celery task) to reschedule. Sleeps honour the
 # server's BackOffMilliseconds but are capped so a worker is never parked long.
-MAX_ATTEMPTS = 3
-BACKOFF_BASE_SECONDS = 1.0
-MAX_RETRY_SLEEP_SECONDS = 10.0
 # Items per CreateItem request (exchangelib would send 100); a failed batch stays cheap to retry.
 BATCH_SIZE = 50
-
-
-def retry_delay(error: TransientError, attempt: int) -> float:
-    wanted = error.retry_after if error.retry_after is not None else BACKOFF_BASE_SECONDS * 2 ** (attempt - 1)
-    return min(max(wanted, 0.0), MAX_RETRY_SLEEP_SECONDS)
-
-
-def _chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
-    for offset in range(0, len(items), size):
-        yield items[offset : offset + size]
 
 
 def _deleted_since(key: str) -> Conflict:
@@ -126,17 +114,14 @@ class ExchangeProvider:
 
     def _run(self, call: Callable[[], T], operation: Operation) -> T:
         """Make one EWS call, retrying transient failures (honouring the server's back-off)."""
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return call()
-            except EXCHANGE_FAILURES as exc:
-                error = map_exchange_error(exc, operation)
-                if not isinstance(error, TransientError) or attempt >= self._attempts:
-                    raise error from exc
-                logger.warning("Exchange: %s; retry %d of %d", error.message, attempt, self._attempts - 1)
-                self._sleep(retry_delay(error, attempt))
+        return call_with_retries(
+            call,
+            catch=EXCHANGE_FAILURES,
+            to_error=lambda exc: map_exchange_error(exc, operation),
+            sleep=self._sleep,
+            label="Exchange",
+            attempts=self._attempts,
+        )
 
     def _fetch(self, external_id: str) -> RemoteEvent:
         [result] = self._calls.get_items([external_id])
@@ -215,7 +200,7 @@ class ExchangeProvider:
                 results[index] = exc
                 continue
             valid.append(index)
-        for chunk in _chunks(valid, BATCH_SIZE):
+        for chunk in chunks(valid, BATCH_SIZE):
             for index, outcome in self._create_chunk(calendar_id, [(i, *items[i]) for i in chunk]).items():
                 results[index] = outcome
         return [r if r is not None else ProviderError("no result") for r in results]

@@ -22,7 +22,7 @@ from calendarsync.providers.base import (
     TransientError,
 )
 from calendarsync.providers.exchange.client import HttpStatusError, NotAnEwsEndpoint, PasswordRefused
-from calendarsync.providers.google.errors import parse_retry_after
+from calendarsync.providers.retry import parse_retry_after
 
 # Everything the client stack raises for a failed call.
 EXCHANGE_FAILURES: tuple[type[BaseException], ...] = (

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -38,6 +38,7 @@ from calendarsync.providers.google.mapping import (
     rfc3339,
     same_content,
 )
+from calendarsync.providers.retry import MAX_ATTEMPTS, call_with_retries, chunks, retry_delay
 
 if TYPE_CHECKING:
     from calendarsync.models import CalendarAccount
@@ -49,9 +50,6 @@ T = TypeVar("T")
 # Retry policy for transient failures (rate limits, 5xx, timeouts, resets). The adapter
 # retries a few times itself, then raises TransientError for the caller (the Celery task)
 # to reschedule. Sleeps honour Retry-After but are capped so a worker is never parked long.
-MAX_ATTEMPTS = 3
-BACKOFF_BASE_SECONDS = 1.0
-MAX_RETRY_SLEEP_SECONDS = 10.0
 
 # Google accepts 1000 calls per batch, each still counted against quota; 50 keeps one
 # failed batch cheap to retry.
@@ -65,16 +63,6 @@ def _deleted_since(event_id: str) -> Conflict:
         f"Google event {event_id} was created earlier and deleted since; "
         "creating it again needs a new idempotency key"
     )
-
-
-def retry_delay(error: TransientError, attempt: int) -> float:
-    wanted = error.retry_after if error.retry_after is not None else BACKOFF_BASE_SECONDS * 2 ** (attempt - 1)
-    return min(max(wanted, 0.0), MAX_RETRY_SLEEP_SECONDS)
-
-
-def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
-    for offset in range(0, len(items), size):
-        yield items[offset : offset + size]
 
 
 # --------------------------------------------------------------------------- provider
@@ -121,19 +109,13 @@ class GoogleProvider:
 
     def _run(self, make_request: Callable[[], Any], operation: Operation) -> Any:
         """Execute one API call, retrying transient failures a bounded number of times."""
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return self._client.execute(make_request())
-            except GOOGLE_FAILURES as exc:
-                error = map_google_error(exc, operation)
-                if not isinstance(error, TransientError) or attempt >= MAX_ATTEMPTS:
-                    raise error from exc
-                logger.warning(
-                    "Google Calendar: %s; retry %d of %d", error.message, attempt, MAX_ATTEMPTS - 1
-                )
-                self._sleep(retry_delay(error, attempt))
+        return call_with_retries(
+            lambda: self._client.execute(make_request()),
+            catch=GOOGLE_FAILURES,
+            to_error=lambda exc: map_google_error(exc, operation),
+            sleep=self._sleep,
+            label="Google Calendar",
+        )
 
     def _run_batch(
         self, requests: list[tuple[int, Callable[[], Any]]], operation: Operation
@@ -151,7 +133,7 @@ class GoogleProvider:
             attempt += 1
             retry: list[tuple[int, Callable[[], Any]]] = []
             delays: list[float] = []
-            for chunk in _chunks(pending, BATCH_SIZE):
+            for chunk in chunks(pending, BATCH_SIZE):
                 outcomes = self._execute_chunk(chunk, operation)
                 for key, make_request in chunk:
                     outcome = outcomes.get(key, TransientError("Google batch response lacks this item"))

@@ -9,8 +9,6 @@ import enum
 import http.client
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
 import httplib2  # type: ignore[import-untyped]
 from google.auth.exceptions import GoogleAuthError, RefreshError
@@ -28,6 +26,7 @@ from calendarsync.providers.base import (
     ProviderError,
     TransientError,
 )
+from calendarsync.providers.retry import parse_retry_after
 
 RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded"})
 REVOKED_GRANT_ERRORS = frozenset({"invalid_grant", "unauthorized_client", "invalid_client"})
@@ -72,24 +71,6 @@ def _error_reasons(content: bytes) -> set[str]:
     if isinstance(error.get("status"), str):
         reasons.add(error["status"])
     return reasons
-
-
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Retry-After is either delay-seconds or an HTTP-date (RFC 9110, 10.2.3)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 def _retry_after_of(exc: HttpError) -> float | None:

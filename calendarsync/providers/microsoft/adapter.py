@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -51,6 +51,7 @@ from calendarsync.providers.microsoft.mapping import (
     tag_of,
     transaction_id_for,
 )
+from calendarsync.providers.retry import MAX_ATTEMPTS, call_with_retries, chunks, retry_delay
 
 if TYPE_CHECKING:
     from calendarsync.models import CalendarAccount
@@ -61,9 +62,6 @@ T = TypeVar("T")
 
 # Retry policy for transient failures (429, 5xx, timeouts, resets): a few attempts here, honouring
 # Retry-After with a cap so a worker is never parked long; then TransientError for the task.
-MAX_ATTEMPTS = 3
-BACKOFF_BASE_SECONDS = 1.0
-MAX_RETRY_SLEEP_SECONDS = 10.0
 # JSON batching takes at most 20 requests per batch.
 # https://learn.microsoft.com/en-us/graph/json-batching#batch-size-limitations
 BATCH_SIZE = 20
@@ -73,16 +71,6 @@ PAGE_SIZE = 200
 # https://learn.microsoft.com/en-us/graph/api/resources/event#properties (body, start)
 READ_PREFERENCES = 'outlook.timezone="UTC", outlook.body-content-type="text"'
 TAG_EXPAND = f"singleValueExtendedProperties($filter=id eq '{TAG_PROPERTY_ID}')"
-
-
-def retry_delay(error: TransientError, attempt: int) -> float:
-    wanted = error.retry_after if error.retry_after is not None else BACKOFF_BASE_SECONDS * 2 ** (attempt - 1)
-    return min(max(wanted, 0.0), MAX_RETRY_SLEEP_SECONDS)
-
-
-def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
-    for offset in range(0, len(items), size):
-        yield items[offset : offset + size]
 
 
 def _odata_literal(value: str) -> str:
@@ -171,19 +159,13 @@ class MicrosoftProvider:
         headers: Mapping[str, str] | None = None,
     ) -> Any:
         """One Graph call, retrying transient failures a bounded number of times."""
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return self._client.request(method, path, body=body, headers=headers)
-            except GRAPH_FAILURES as exc:
-                error = map_graph_error(exc, operation)
-                if not isinstance(error, TransientError) or attempt >= MAX_ATTEMPTS:
-                    raise error from exc
-                logger.warning(
-                    "Microsoft Graph: %s; retry %d of %d", error.message, attempt, MAX_ATTEMPTS - 1
-                )
-                self._sleep(retry_delay(error, attempt))
+        return call_with_retries(
+            lambda: self._client.request(method, path, body=body, headers=headers),
+            catch=GRAPH_FAILURES,
+            to_error=lambda exc: map_graph_error(exc, operation),
+            sleep=self._sleep,
+            label="Microsoft Graph",
+        )
 
     def _run_batch(self, calls: Mapping[int, BatchCall], operation: Operation) -> dict[int, Any]:
         """Run (key -> call) in JSON batches of BATCH_SIZE; key -> response body or ProviderError.
@@ -198,7 +180,7 @@ class MicrosoftProvider:
             attempt += 1
             retry: list[tuple[int, BatchCall]] = []
             delays: list[float] = []
-            for chunk in _chunks(pending, BATCH_SIZE):
+            for chunk in chunks(pending, BATCH_SIZE):
                 outcomes = self._execute_chunk(chunk, operation)
                 for key, call in chunk:
                     outcome = outcomes.get(key, TransientError("The Graph batch answer lacks this request"))

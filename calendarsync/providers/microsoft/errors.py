@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
 import requests
 
@@ -24,6 +22,7 @@ from calendarsync.providers.base import (
     ProviderError,
     TransientError,
 )
+from calendarsync.providers.retry import parse_retry_after
 
 # Token-endpoint errors that mean the grant is dead: the user must sign in again (R9).
 DEAD_GRANT_ERRORS = frozenset(
@@ -81,24 +80,6 @@ GRAPH_FAILURES: tuple[type[BaseException], ...] = (
     ValueError,  # an unreadable (non-JSON) answer
     ProviderError,
 )
-
-
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Retry-After is either delay-seconds or an HTTP-date (RFC 9110, 10.2.3)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 def map_graph_error(exc: BaseException, operation: Operation = Operation.READ) -> ProviderError:

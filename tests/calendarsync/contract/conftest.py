@@ -178,6 +178,7 @@ def google_token_dict(issued: dict[str, Any], scopes: list[str]) -> dict[str, An
 def google_setup(request: pytest.FixtureRequest) -> ContractSetup:
     from django.conf import settings
 
+    from calendarsync.providers import retry
     from calendarsync.providers.google import adapter
 
     emulator = request.getfixturevalue("google_emulator").emulator
@@ -188,7 +189,7 @@ def google_setup(request: pytest.FixtureRequest) -> ContractSetup:
     setup = ContractSetup(
         provider=None,  # type: ignore[arg-type]  # set below: the callbacks need the setup
         control=GoogleControl(emulator, GOOGLE_USER),
-        retry_attempts=adapter.MAX_ATTEMPTS,
+        retry_attempts=retry.MAX_ATTEMPTS,
         bulk_batch_size=adapter.BATCH_SIZE,
         initial_access_token=issued["access_token"],
     )

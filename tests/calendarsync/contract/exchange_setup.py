@@ -88,6 +88,7 @@ class ExchangeControl:
 
 
 def exchange_setup(request: pytest.FixtureRequest) -> ContractSetup:
+    from calendarsync.providers import retry
     from calendarsync.providers.exchange import adapter
     from tests.calendarsync.contract.conftest import ContractSetup
 
@@ -97,7 +98,7 @@ def exchange_setup(request: pytest.FixtureRequest) -> ContractSetup:
     setup = ContractSetup(
         provider=None,  # type: ignore[arg-type]  # set below: the sleep callback needs the setup
         control=ExchangeControl(running),
-        retry_attempts=adapter.MAX_ATTEMPTS,
+        retry_attempts=retry.MAX_ATTEMPTS,
         bulk_batch_size=adapter.BATCH_SIZE,
         initial_access_token=None,  # password sign-in: nothing to refresh
     )

@@ -104,6 +104,7 @@ def microsoft_token_dict(issued: dict[str, Any], scopes: list[str]) -> dict[str,
 def microsoft_setup(request: pytest.FixtureRequest) -> ContractSetup:
     from django.conf import settings
 
+    from calendarsync.providers import retry
     from calendarsync.providers.microsoft import adapter
     from tests.calendarsync.contract.conftest import ContractSetup
 
@@ -115,7 +116,7 @@ def microsoft_setup(request: pytest.FixtureRequest) -> ContractSetup:
     setup = ContractSetup(
         provider=None,  # type: ignore[arg-type]  # set below: the callbacks need the setup
         control=MicrosoftControl(running.emulator, running.user),
-        retry_attempts=adapter.MAX_ATTEMPTS,
+        retry_attempts=retry.MAX_ATTEMPTS,
         bulk_batch_size=adapter.BATCH_SIZE,
         initial_access_token=issued["access_token"],
     )
