@@ -7,6 +7,10 @@ EMULATOR_PORT ?= 8701
 MICROSOFT_GRAPH_PORT ?= 8702
 MICROSOFT_IDENTITY_PORT ?= 8703
 EXCHANGE_PORT ?= 8704
+PORT ?= 8000
+# SQLite, the embedded broker, beat's schedule and the emulator CA live here (also read by settings.py).
+CALSYNC_VAR_DIR ?= $(CURDIR)/var
+export CALSYNC_VAR_DIR
 EMULATOR := http://127.0.0.1:$(EMULATOR_PORT)
 
 # Local run: embedded defaults (SQLite, filesystem broker) and the Google emulator.
@@ -19,7 +23,7 @@ RUN_ENV := DEBUG=1 \
 	MICROSOFT_CLIENT_ID=calsync-local-microsoft-client MICROSOFT_CLIENT_SECRET=calsync-local-microsoft-secret \
 	MICROSOFT_AUTHORITY=https://127.0.0.1:$(MICROSOFT_IDENTITY_PORT)/common \
 	MICROSOFT_GRAPH_BASE_URL=http://127.0.0.1:$(MICROSOFT_GRAPH_PORT)/v1.0/ \
-	MICROSOFT_CA_BUNDLE=$(CURDIR)/var/microsoft-emulator-ca.pem \
+	MICROSOFT_CA_BUNDLE=$(CALSYNC_VAR_DIR)/microsoft-emulator-ca.pem \
 	EXCHANGE_SERVER_URL=http://127.0.0.1:$(EXCHANGE_PORT)/EWS/Exchange.asmx \
 	CALSYNC_SYNC_INTERVAL_MINUTES=1
 
@@ -47,15 +51,15 @@ browser:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
 run: $(VENV)/.runtime
-	mkdir -p var
+	mkdir -p $(CALSYNC_VAR_DIR)
 	$(RUN_ENV) $(PY) manage.py migrate --noinput
 	$(RUN_ENV) $(PY) manage.py seed_demo
-	$(RUN_ENV) $(PY) manage.py run_stack --emulator-port $(EMULATOR_PORT) \
+	$(RUN_ENV) $(PY) manage.py run_stack --port $(PORT) --emulator-port $(EMULATOR_PORT) \
 		--microsoft-port $(MICROSOFT_GRAPH_PORT) --microsoft-identity-port $(MICROSOFT_IDENTITY_PORT) \
 		--exchange-port $(EXCHANGE_PORT)
 
 test: $(VENV)/.dev browser
-	mkdir -p var
+	mkdir -p $(CALSYNC_VAR_DIR)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev
