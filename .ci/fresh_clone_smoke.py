@@ -70,8 +70,9 @@ def log_in(base: str) -> None:
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
+    """Ctrl-C to the whole group, as a terminal would; SIGKILL what is left after a grace period."""
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
+        os.killpg(process.pid, signal.SIGINT)
     try:
         process.wait(timeout=20)
     except subprocess.TimeoutExpired:
@@ -137,12 +138,15 @@ def main() -> int:
                     if process.poll() is not None:
                         failure = f"make run exited with code {process.returncode} after start-up"
             finally:
+                stopping = time.monotonic()
                 stop(process)
+                print(f"smoke: stopped the process group in {time.monotonic() - stopping:.0f} s")
         output = log_path.read_text(errors="replace")
         if "Traceback (most recent call last)" in output:
             failure = failure or "something in `make run` logged a traceback"
-        if failure:
+        if failure or os.environ.get("SMOKE_VERBOSE"):
             print(output[-8000:])
+        if failure:
             print(f"smoke: FAILED: {failure}")
             return 1
     print(f"smoke: fresh-clone `make run` OK in {time.monotonic() - started:.0f} s (logged in as {DEMO_EMAIL})")

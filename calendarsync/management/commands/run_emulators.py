@@ -55,6 +55,10 @@ def seeded_google_emulator(client_id: str, client_secret: str) -> GoogleEmulator
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
+    # One stop request is enough: `make run`'s Ctrl-C reaches us, then run_stack's SIGTERM follows,
+    # and a second KeyboardInterrupt during shutdown would only print a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
@@ -126,6 +130,7 @@ class Command(BaseCommand):
         )
         self.stdout.flush()
         # Process managers stop us with SIGTERM: shut down as cleanly as on Ctrl-C.
+        signal.signal(signal.SIGINT, _interrupt)
         signal.signal(signal.SIGTERM, _interrupt)
         try:
             server.serve_until_interrupted()
