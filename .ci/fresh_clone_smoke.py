@@ -66,7 +66,9 @@ def log_in(base: str) -> None:
         landed = response.geturl()
         html = response.read().decode()
     if "/activities/" not in landed or "Log out" not in html:
-        raise SystemExit(f"smoke: logging in as {DEMO_EMAIL} did not reach the activities page (landed on {landed})")
+        raise SystemExit(
+            f"smoke: logging in as {DEMO_EMAIL} did not reach the activities page (landed on {landed})"
+        )
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -98,7 +100,11 @@ def main() -> int:
         clone = Path(tmp) / "calsync"
         subprocess.run(["git", "clone", "--quiet", str(source), str(clone)], check=True)  # noqa: S607
         ports = {name: free_port() for name in ("web", "google", "graph", "identity", "exchange")}
-        env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "VIRTUAL_ENV"}}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "VIRTUAL_ENV"}
+        }
         env["CALSYNC_VAR_DIR"] = str(Path(tmp) / "var")
         argv = [
             "make", "run",
@@ -108,7 +114,7 @@ def main() -> int:
         ]  # fmt: skip
         log_path = Path(tmp) / "make-run.log"
         with log_path.open("wb") as log:
-            process = subprocess.Popen(  # noqa: S603 (fixed argv)
+            process = subprocess.Popen(
                 argv, cwd=clone, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
             base = f"http://127.0.0.1:{ports['web']}"
@@ -149,7 +155,9 @@ def main() -> int:
         if failure:
             print(f"smoke: FAILED: {failure}")
             return 1
-    print(f"smoke: fresh-clone `make run` OK in {time.monotonic() - started:.0f} s (logged in as {DEMO_EMAIL})")
+    print(
+        f"smoke: fresh-clone `make run` OK in {time.monotonic() - started:.0f} s (logged in as {DEMO_EMAIL})"
+    )
     return 0
 
 
