@@ -46,6 +46,14 @@ class AnotherAccountConnected(Exception):
         self.account = account
 
 
+class SignedInAsSomeoneElse(AnotherAccountConnected):
+    """A reconnect signed in to the same provider as another identity: the account is left as it was."""
+
+    def __init__(self, account: CalendarAccount, signed_in_email: str) -> None:
+        super().__init__(account)
+        self.signed_in_email = signed_in_email
+
+
 @transaction.atomic
 def do_connect_account(
     *,
@@ -59,26 +67,37 @@ def do_connect_account(
 ) -> CalendarAccount:
     """Connect (or reconnect) ``acting_user``'s calendar account and store its calendars.
 
-    Reconnecting the same provider account refreshes its credentials and state and keeps
-    everything else, its preferences included; a different account while one is connected is
-    refused (C6). A new account gets the default preferences (O1-O7).
+    Reconnecting the connected account updates that same row: new credentials, its state back
+    to what the sign-in allows, everything else (preferences, event links, cursor) kept, and a
+    started sync resumes at once. Signing in as another identity while one is connected is
+    refused and changes nothing (C6). A new account gets the options its identity (same
+    provider and e-mail) had when its sync was last stopped, else the defaults (O1-O7).
     """
     account = (
         CalendarAccount.objects.select_for_update().filter(user=acting_user, stopped_at__isnull=True).first()
     )
-    if account is not None and (account.provider != provider or account.email.lower() != email.lower()):
+    if account is not None and account.provider != provider:
         raise AnotherAccountConnected(account)
+    if account is not None and account.email.lower() != email.lower():
+        raise SignedInAsSomeoneElse(account, email.lower())
     reconnect = account is not None
     if account is None:
         account = CalendarAccount(user=acting_user, provider=provider, email=email.lower())
     account.credentials = Secret(credentials)
     account.state = state
     account.state_detail = state_detail
+    if reconnect:
+        # The failures were the old sign-in's; the new one starts with a clean record.
+        account.last_sync_error = ""
+        account.sync_failures = 0
     account.save()
     # C4: a sign-in without calendar access lists nothing; that is no reason to forget the
     # calendars (and the chosen one) of an account that had access before.
     if calendars or state != AccountState.INSUFFICIENT_PERMISSIONS:
         _store_calendars(account, calendars)
+    previous = None if reconnect else _previous_preferences(account)
+    if previous is not None:
+        _restore_preferences(account, previous)
     preferences = _ensure_preferences(account)
     if preferences.calendar_id is None:
         # A first sign-in without calendar access had nothing to choose from: use the primary now.
@@ -90,7 +109,57 @@ def do_connect_account(
         "reconnected" if reconnect else "connected",
         {"provider": str(provider), "email": account.email, "state": str(state)},
     )
+    if previous is not None:
+        _audit(account, acting_user, "preferences_restored", {"from_account": previous.account_id})
+    if reconnect and state == AccountState.ACTIVE and preferences.sync_started_at is not None:
+        request_sync(account.pk)  # R10: carry on where the revoked sign-in stopped
     return account
+
+
+def _previous_preferences(account: CalendarAccount) -> SyncPreferences | None:
+    """The options of the same identity's most recently stopped account, if any (C6 re-add)."""
+    return (
+        SyncPreferences.objects.filter(
+            account__user_id=account.user_id,
+            account__provider=account.provider,
+            account__email__iexact=account.email,
+            account__stopped_at__isnull=False,
+        )
+        .exclude(account=account)
+        .select_related("calendar")
+        .order_by("-account__stopped_at", "-pk")
+        .first()
+    )
+
+
+def _restore_preferences(account: CalendarAccount, previous: SyncPreferences) -> SyncPreferences:
+    """The new account's preferences as ``previous`` had them, where they still apply.
+
+    The calendar is matched by its id at the provider (it is a new row); a calendar no longer
+    writable, or a type deactivated meanwhile, falls back to the default. The sync is not
+    started: the user reviews the options and starts it (O9).
+    """
+    types = active_company_types(account.user)
+    calendar = None
+    if previous.calendar is not None:
+        calendar = writable_calendars(account).filter(external_id=previous.calendar.external_id).first()
+    incoming_type = types.filter(pk=previous.incoming_type_id).first() if previous.incoming_type_id else None
+    preferences = SyncPreferences.objects.create(
+        account=account,
+        calendar=calendar or _default_calendar(account),
+        sync_type=previous.sync_type,
+        incoming_type=incoming_type or _company_types(account.user, [DEFAULT_INCOMING_TYPE]).first(),
+        external_visibility=previous.external_visibility,
+        private_events=previous.private_events,
+        include_details=previous.include_details,
+    )
+    preferences.outgoing_types.set(types.filter(pk__in=previous.outgoing_types.values("pk")))
+    return preferences
+
+
+def preferences_were_restored(account: CalendarAccount) -> bool:
+    """Whether connecting ``account`` brought back the options of its identity's earlier account."""
+    return account.audit_events.filter(action="preferences_restored").exists()
 
 
 def _audit(account: CalendarAccount, actor: User, action: str, detail: Mapping[str, Any]) -> None:
@@ -104,12 +173,13 @@ def _default_calendar(account: CalendarAccount) -> RemoteCalendar | None:
 
 def _ensure_preferences(account: CalendarAccount) -> SyncPreferences:
     """The account's preferences, created with the defaults a new user expects if it has none."""
+    # Callables: the defaults cost queries, and are only worked out when there is nothing to get.
     preferences, created = SyncPreferences.objects.get_or_create(
         account=account,
         defaults={
-            "calendar": _default_calendar(account),
+            "calendar": lambda: _default_calendar(account),
             "sync_type": SyncType.TWO_WAY,
-            "incoming_type": _company_types(account.user, [DEFAULT_INCOMING_TYPE]).first(),
+            "incoming_type": lambda: _company_types(account.user, [DEFAULT_INCOMING_TYPE]).first(),
             "external_visibility": ExternalVisibility.EVERYONE,
             "private_events": PrivateEvents.ONLY_ME,
             "include_details": True,

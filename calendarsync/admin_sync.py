@@ -12,6 +12,7 @@ from typing import TypeVar
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.translation import ngettext
 
 from accounts.admin import CompanyScopedAdmin
 from calendarsync.models import ActivityTrash, EventLink, SyncRun
@@ -117,4 +118,5 @@ class ActivityTrashAdmin(_ReadOnlyAdmin[ActivityTrash]):
                 self.message_user(request, f"{entry.subject}: {exc}", messages.ERROR)
                 continue
             restored += 1
-        self.message_user(request, f"Restored {restored} activities.", messages.SUCCESS)
+        text = ngettext("Restored %(count)d activity.", "Restored %(count)d activities.", restored)
+        self.message_user(request, text % {"count": restored}, messages.SUCCESS)

@@ -1,4 +1,6 @@
-"""The OAuth connect flow both Google and Microsoft 365 follow (C3, C4); each provider supplies its pieces."""
+"""What every connect flow shares (C3, C4, C6): the OAuth flow of Google and Microsoft 365 (each provider
+supplies its pieces), the connected account lookups, and what the user reads after a connect or reconnect.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +10,19 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from django.contrib import messages
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 
 from accounts.auth import AuthedHttpRequest
-from calendarsync.actions import INSUFFICIENT_PERMISSIONS_HELP, AnotherAccountConnected, do_connect_account
+from accounts.models import User
+from calendarsync.actions import (
+    INSUFFICIENT_PERMISSIONS_HELP,
+    AnotherAccountConnected,
+    SignedInAsSomeoneElse,
+    do_connect_account,
+    preferences_were_restored,
+)
 from calendarsync.models import AccountState, CalendarAccount, Provider
 from calendarsync.providers.base import (
     InsufficientPermissions,
@@ -27,8 +36,57 @@ def page_url() -> str:
     return reverse("calendarsync:page")
 
 
+def connected_account(user: User) -> CalendarAccount | None:
+    return user.calendar_accounts.filter(stopped_at__isnull=True).prefetch_related("calendars").first()
+
+
+def access_account(user: User, pk: int) -> CalendarAccount:
+    """``user``'s own connected account; anyone else's (or a stopped one) is a 404."""
+    try:
+        return CalendarAccount.objects.get(pk=pk, user=user, stopped_at__isnull=True)
+    except CalendarAccount.DoesNotExist:
+        raise Http404("No such calendar account.") from None
+
+
 def another_account_message(account: CalendarAccount) -> str:
     return f"{account.email} is connected. Stop its sync before adding another account."
+
+
+def signed_in_as_someone_else_message(account: CalendarAccount, signed_in_email: str) -> str:
+    return (
+        f"You signed in as {signed_in_email}, but the account connected here is {account.email}, so nothing "
+        f"was changed. To reconnect, sign in as {account.email}. To sync {signed_in_email} instead, stop the "
+        "sync first (Edit, then Stop sync) and add that account."
+    )
+
+
+def refusal_message(refusal: AnotherAccountConnected) -> str:
+    """C6: why a sign-in did not connect, while an account is connected."""
+    if isinstance(refusal, SignedInAsSomeoneElse):
+        return signed_in_as_someone_else_message(refusal.account, refusal.signed_in_email)
+    return another_account_message(refusal.account)
+
+
+def connected_message(account: CalendarAccount, *, reconnected: bool) -> str:
+    """What the user reads once a sign-in (with calendar access) connected ``account``."""
+    started = account.preferences.sync_started_at is not None
+    if reconnected:
+        follow_up = (
+            "Sync carries on with your options."
+            if started
+            else "Review the options below, then start the sync."
+        )
+        return f"Reconnected {account.email}. {follow_up}"
+    if preferences_were_restored(account):
+        return (
+            f"Connected {account.email}. Your options from the last time you synced this account are back: "
+            "review them below, then start the sync."
+        )
+    return f"Connected {account.email}. Review the options below, then start the sync."
+
+
+def has_connected_account(user: User) -> bool:
+    return user.calendar_accounts.filter(stopped_at__isnull=True).exists()
 
 
 class GrantedTokens(Protocol):
@@ -126,6 +184,7 @@ def finish_connect(
         )
         messages.error(request, text.not_listed)
         return redirect(page_url())
+    reconnecting = has_connected_account(request.user)
     try:
         account = do_connect_account(
             acting_user=request.user,
@@ -135,12 +194,9 @@ def finish_connect(
             calendars=calendars,
         )
     except AnotherAccountConnected as exc:
-        messages.error(request, another_account_message(exc.account))
+        messages.error(request, refusal_message(exc))
         return redirect(page_url())
-    if account.preferences.sync_started_at is None:
-        messages.success(request, f"Connected {tokens.email}. Review the options below, then start the sync.")
-    else:
-        messages.success(request, f"Connected {tokens.email}. Sync carries on with your options.")
+    messages.success(request, connected_message(account, reconnected=reconnecting))
     return redirect(page_url())
 
 
@@ -159,6 +215,6 @@ def connect_without_calendar_access(
             state_detail=INSUFFICIENT_PERMISSIONS_HELP,
         )
     except AnotherAccountConnected as exc:
-        messages.error(request, another_account_message(exc.account))
+        messages.error(request, refusal_message(exc))
         return
     messages.error(request, spec.messages.no_calendar_access + INSUFFICIENT_PERMISSIONS_HELP)

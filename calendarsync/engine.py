@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from django.utils import timezone
@@ -47,12 +48,14 @@ def sync(
     now: dt.datetime | None = None,
     has_due_activities: bool = True,
     has_pending_deletions: bool = True,
+    progress: Callable[[SyncResult], None] | None = None,
 ) -> SyncResult:
     """Pull the calendar's changes, then push the CRM's; returns what changed on each side.
 
     ``account`` comes with ``user``, ``preferences`` and ``preferences.calendar`` loaded. The
     ``has_*`` hints (cheap EXISTS answers the caller already has) let a run with nothing to do
-    skip the queries that would find nothing.
+    skip the queries that would find nothing. ``progress``, if given, is called with the result
+    so far while the run works (never when nothing changed).
     """
     preferences = getattr(account, "preferences", None)
     if preferences is None or preferences.sync_started_at is None or preferences.sync_stopped_at is not None:
@@ -68,11 +71,14 @@ def sync(
         owner=account.user,
         now=now or timezone.now(),
         result=SyncResult(calendar_id=calendar_id),
+        progress=progress,
     )
     page = _list_changes(ctx)
     pull(ctx, page)
+    ctx.report_progress(force=True)
     if has_due_activities:
         push(ctx)
+        ctx.report_progress(force=True)
     if has_pending_deletions or ctx.deletions_queued:
         delete_pending(ctx)
     ctx.result.cursor = page.cursor

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -40,6 +42,8 @@ READ_ONLY_OCCURRENCE = (
     "Change it in the calendar; CalSync keeps it read-only."
 )
 _TAG_PATTERN = re.compile(r"^calsync-u(?P<user>\d+)-a(?P<activity>\d+)$")
+# Progress reports during a run are written at most this often (a write per item would cost a query each).
+PROGRESS_INTERVAL_SECONDS = 1.0
 
 
 def recurrence_horizon() -> dt.timedelta:
@@ -114,6 +118,14 @@ class SyncResult:
     def changed(self) -> bool:
         return self.pulled.changed() or self.pushed.changed()
 
+    def progress_key(self) -> tuple[int, ...]:
+        """What a progress report shows: items changed on each side so far."""
+        return tuple(
+            count
+            for side in (self.pulled, self.pushed)
+            for count in (side.created, side.updated, side.deleted)
+        )
+
     @property
     def idle(self) -> bool:
         """Nothing happened at all: no change, skip, error or conflict, no full listing."""
@@ -147,7 +159,27 @@ class SyncContext:
     handled: set[int] = field(default_factory=set)
     # The push marked an event for deletion (its activity was deleted while it was made).
     deletions_queued: bool = False
+    # Told what the run has changed so far (the caller records it, so the page can show progress).
+    progress: Callable[[SyncResult], None] | None = None
     _outgoing_type_ids: set[int] | None = None
+    _progress_reported: tuple[tuple[int, ...], float] | None = None
+
+    def report_progress(self, *, force: bool = False) -> None:
+        """Hand the counts so far to ``progress``: only when they changed, and at most once a second
+        unless ``force``d (at the end of each phase). A run that changes nothing reports nothing."""
+        if self.progress is None:
+            return
+        key = self.result.progress_key()
+        now = time.monotonic()
+        if self._progress_reported is None:
+            if not any(key):
+                return
+        else:
+            last_key, last_at = self._progress_reported
+            if key == last_key or (not force and now - last_at < PROGRESS_INTERVAL_SECONDS):
+                return
+        self._progress_reported = (key, now)
+        self.progress(self.result)
 
     @property
     def tz(self) -> ZoneInfo:

@@ -229,13 +229,15 @@ class SyncRun(models.Model):
     """One run of the sync engine for one account: when, what it did, how it ended (R9)."""
 
     class Outcome(models.TextChoices):
+        # Written while the run works, with its counts so far; the page shows them as progress.
+        RUNNING = "running", "Running"
         OK = "ok", "Completed"
         RETRY = "retry", "Failed, will retry"
         FAILED = "failed", "Failed"
 
     account = models.ForeignKey(CalendarAccount, on_delete=models.CASCADE, related_name="sync_runs")
     started_at = models.DateTimeField()
-    finished_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)  # None while running
     outcome = models.CharField(max_length=16, choices=Outcome.choices)
     full_sync = models.BooleanField(default=False)
     counts = models.JSONField(default=dict, blank=True)

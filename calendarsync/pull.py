@@ -96,6 +96,7 @@ def pull(ctx: SyncContext, page: ChangePage) -> None:
             logger.warning("Calendar sync skipped event %s: %r", change.external_id, exc)
             reason = exc.message if isinstance(exc, ProviderError) else f"{type(exc).__name__}: {exc}"
             ctx.result.pulled.errors.append(Skip(change.external_id, reason[:300]))
+        ctx.report_progress()
 
 
 def _echo(change: Change, link: EventLink | None) -> bool:

@@ -109,6 +109,7 @@ def push(ctx: SyncContext) -> None:
             continue
         if create is not None:
             creates.append(create)
+        ctx.report_progress()
     if creates:
         _create_all(ctx, creates)
 

@@ -4,7 +4,9 @@ No Celery here (``tasks.py`` is the thin wrapper). An account is claimed with on
 UPDATE (a lease with a token, the healthchecks pattern), so two workers never sync it at once
 and a worker that dies mid-run only delays the next run until its lease expires. A run that
 finds nothing to do costs three SQL queries (claim, load, finish) and one HTTP request; every
-run that changed, skipped or failed something is also recorded as a ``SyncRun``.
+run that changed, skipped or failed something is also recorded as a ``SyncRun``; a run that
+changes items writes that row as it goes (outcome "running", its counts so far), so the
+preferences page can show the first sync's progress.
 """
 
 from __future__ import annotations
@@ -123,6 +125,48 @@ def _load(account_id: int, today: dt.date) -> CalendarAccount:
     )
 
 
+class RunRecorder:
+    """The run's ``SyncRun`` row: written with the counts so far while the engine works, then finished.
+
+    Nothing is written until the run changes an item (an idle run stays a row-less run); a row
+    left "running" by a worker that died is closed when the account's next run writes its own.
+    """
+
+    def __init__(self, account_id: int, started: dt.datetime) -> None:
+        self.account_id = account_id
+        self.started = started
+        self.run_id: int | None = None
+        self.counts: dict[str, object] = {}
+
+    def __call__(self, result: SyncResult) -> None:
+        """The engine's progress callback."""
+        self.counts = result.as_dict()
+        if self.run_id is not None:
+            SyncRun.objects.filter(pk=self.run_id).update(counts=self.counts, full_sync=result.full_sync)
+            return
+        SyncRun.objects.filter(account_id=self.account_id, outcome=SyncRun.Outcome.RUNNING).update(
+            outcome=SyncRun.Outcome.FAILED, finished_at=timezone.now(), error="The run was interrupted"
+        )
+        self.run_id = SyncRun.objects.create(
+            account_id=self.account_id,
+            started_at=self.started,
+            outcome=SyncRun.Outcome.RUNNING,
+            full_sync=result.full_sync,
+            counts=self.counts,
+        ).pk
+
+    def finish(
+        self, *, finished: dt.datetime, outcome: SyncRun.Outcome, error: str, result: SyncResult | None = None
+    ) -> None:
+        fields: dict[str, object] = {"finished_at": finished, "outcome": outcome, "error": error}
+        if result is not None:
+            fields.update(counts=result.as_dict(), full_sync=result.full_sync)
+        else:
+            fields["counts"] = self.counts  # what the run had done before it failed
+        if self.run_id is None or not SyncRun.objects.filter(pk=self.run_id).update(**fields):
+            SyncRun.objects.create(account_id=self.account_id, started_at=self.started, **fields)
+
+
 def run_account_sync(
     account_id: int, *, provider_factory: ProviderFactory = provider_for, now: dt.datetime | None = None
 ) -> RunOutcome:
@@ -132,6 +176,7 @@ def run_account_sync(
     if token is None:
         busy = syncing_accounts().filter(pk=account_id).exists()
         return RunOutcome(account_id, RunStatus.BUSY if busy else RunStatus.NOT_SYNCING)
+    recorder = RunRecorder(account_id, started)
     try:
         account = _load(account_id, started.date())
         try:
@@ -144,6 +189,7 @@ def run_account_sync(
             now=started,
             has_due_activities=bool(getattr(account, "has_due_activities", True)),
             has_pending_deletions=bool(getattr(account, "has_pending_deletions", True)),
+            progress=recorder,
         )
     except NothingToSync as exc:
         _release(account_id, token, AccountState.ACTIVE, str(exc))
@@ -151,14 +197,14 @@ def run_account_sync(
     except Exception as exc:
         if not isinstance(exc, ProviderError):
             logger.exception("Calendar sync of account %s failed", account_id)
-        return _failed(account_id, token, started, exc)
-    return _succeeded(account, token, started, result)
+        return _failed(account_id, token, exc, recorder)
+    return _succeeded(account, token, result, recorder)
 
 
-def _succeeded(account: CalendarAccount, token: str, started: dt.datetime, result: SyncResult) -> RunOutcome:
+def _succeeded(account: CalendarAccount, token: str, result: SyncResult, recorder: RunRecorder) -> RunOutcome:
     finished = timezone.now()
     fields: dict[str, object] = {
-        **cursor_fields(account, result, started),
+        **cursor_fields(account, result, recorder.started),
         "state": AccountState.ACTIVE,
         "state_detail": "",
         "next_sync_at": finished + sync_interval(),
@@ -175,18 +221,15 @@ def _succeeded(account: CalendarAccount, token: str, started: dt.datetime, resul
         logger.warning(
             "Calendar sync of account %s outlived its lease; its cursor was not stored", account.pk
         )
-    if result.idle:
+    if result.idle and recorder.run_id is None:
         # A run that found nothing is recorded on the account alone (last_synced_at): one row
         # per account every few minutes would say nothing and cost a write per run.
         return RunOutcome(account.pk, RunStatus.OK, result)
-    SyncRun.objects.create(
-        account_id=account.pk,
-        started_at=started,
-        finished_at=finished,
+    recorder.finish(
+        finished=finished,
         outcome=SyncRun.Outcome.OK if result.transient is None else SyncRun.Outcome.RETRY,
-        full_sync=result.full_sync,
-        counts=result.as_dict(),
         error=error,
+        result=result,
     )
     if result.transient is not None:
         return RunOutcome(
@@ -195,7 +238,7 @@ def _succeeded(account: CalendarAccount, token: str, started: dt.datetime, resul
     return RunOutcome(account.pk, RunStatus.OK, result)
 
 
-def _failed(account_id: int, token: str, started: dt.datetime, error: Exception) -> RunOutcome:
+def _failed(account_id: int, token: str, error: Exception, recorder: RunRecorder) -> RunOutcome:
     """The one place a failed run becomes account state (through ``errors.classify``)."""
     outcome = classify(error)
     detail = outcome.account_detail[:DETAIL_MAX]
@@ -216,10 +259,8 @@ def _failed(account_id: int, token: str, started: dt.datetime, error: Exception)
         if account is not None and account["sync_failures"] + 1 >= FAILURES_BEFORE_ERROR_STATE:
             fields.update(state=AccountState.ERROR, state_detail=detail)
     CalendarAccount.objects.filter(pk=account_id, sync_lease_token=token).update(**fields)
-    SyncRun.objects.create(
-        account_id=account_id,
-        started_at=started,
-        finished_at=finished,
+    recorder.finish(
+        finished=finished,
         outcome=SyncRun.Outcome.RETRY if outcome.retry else SyncRun.Outcome.FAILED,
         error=(error.message if isinstance(error, ProviderError) else type(error).__name__)[:DETAIL_MAX],
     )

@@ -12,6 +12,8 @@ urlpatterns = [
     path("connect/microsoft/", views_microsoft.connect_microsoft, name="connect_microsoft"),
     path("connect/microsoft/callback/", views_microsoft.microsoft_callback, name="microsoft_callback"),
     path("accounts/<int:pk>/options/<slug:option>/", views.update_preferences, name="update_preferences"),
+    path("accounts/<int:pk>/status/", views.sync_status, name="sync_status"),
     path("accounts/<int:pk>/start/", views.start_sync, name="start_sync"),
     path("accounts/<int:pk>/stop/", views.stop_sync, name="stop_sync"),
+    path("accounts/<int:pk>/reconnect/", views.reconnect, name="reconnect"),
 ]

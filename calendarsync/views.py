@@ -28,6 +28,8 @@ from calendarsync.actions import (
 from calendarsync.connect_common import (
     ConnectMessages,
     OAuthConnect,
+    access_account,
+    connected_account,
     finish_connect,
     page_url,
     refuse_other_provider,
@@ -41,6 +43,8 @@ from calendarsync.forms import (
 from calendarsync.models import AccountState, CalendarAccount, Provider, SyncPreferences, SyncType
 from calendarsync.providers.google import oauth as google_oauth
 from calendarsync.providers.google.adapter import GoogleProvider
+from calendarsync.sync_status import Phase, account_status
+from calendarsync.views_microsoft import start_microsoft_sign_in
 
 logger = logging.getLogger(__name__)
 
@@ -52,18 +56,6 @@ class HtmxHttpRequest(AuthedHttpRequest):
     """A signed-in request (under ``login_required``) that went through django-htmx's middleware."""
 
     htmx: HtmxDetails
-
-
-def connected_account(user: User) -> CalendarAccount | None:
-    return user.calendar_accounts.filter(stopped_at__isnull=True).prefetch_related("calendars").first()
-
-
-def access_account(user: User, pk: int) -> CalendarAccount:
-    """``user``'s own connected account; anyone else's (or a stopped one) is a 404."""
-    try:
-        return CalendarAccount.objects.get(pk=pk, user=user, stopped_at__isnull=True)
-    except CalendarAccount.DoesNotExist:
-        raise Http404("No such calendar account.") from None
 
 
 # --------------------------------------------------------------------------- the page and its options
@@ -129,12 +121,21 @@ def _account_context(account: CalendarAccount, preferences: SyncPreferences) -> 
     """What the account and option fragments show besides the options themselves."""
     calendars = list(account.calendars.all())
     return {
-        "account": account,
-        "preferences": preferences,
+        **_status_context(account, preferences),
         "read_only_calendars": [calendar for calendar in calendars if not calendar.can_write],
         "has_writable_calendars": any(calendar.can_write for calendar in calendars),
-        "states": AccountState,
         "sync_types": SyncType,
+    }
+
+
+def _status_context(account: CalendarAccount, preferences: SyncPreferences | None) -> dict[str, Any]:
+    """What the sync status fragment shows (R9)."""
+    return {
+        "account": account,
+        "preferences": preferences,
+        "status": account_status(account, preferences),
+        "phases": Phase,
+        "states": AccountState,
     }
 
 
@@ -211,6 +212,16 @@ def update_preferences(request: HtmxHttpRequest, pk: int, option: str) -> HttpRe
 
 
 @login_required
+@require_http_methods(["GET"])
+def sync_status(request: AuthedHttpRequest, pk: int) -> HttpResponse:
+    """R9/O9: the account's status fragment alone; it asks again by itself while a sync is queued or runs."""
+    account = access_account(request.user, pk)
+    # Read only: this runs every 2 seconds while a sync runs, it must not create anything.
+    preferences = SyncPreferences.objects.filter(account=account).first()
+    return render(request, "calendarsync/_sync_status.html", _status_context(account, preferences))
+
+
+@login_required
 @require_http_methods(["POST"])
 def start_sync(request: AuthedHttpRequest, pk: int) -> HttpResponse:
     """O9: the explicit first save."""
@@ -254,12 +265,31 @@ def connect_other(request: AuthedHttpRequest) -> HttpResponse:
 
 @login_required
 @require_http_methods(["POST"])
+def reconnect(request: AuthedHttpRequest, pk: int) -> HttpResponse:
+    """C4/R10 Reconnect, the same button for every provider: Google's and Microsoft's sign-in again,
+    Exchange's password form. The account keeps its row, options and links; only a sign-in as
+    the same identity updates it."""
+    account = access_account(request.user, pk)
+    if account.provider == Provider.GOOGLE:
+        return start_google_sign_in(request, account)
+    if account.provider == Provider.MICROSOFT:
+        return start_microsoft_sign_in(request, account)
+    return redirect("calendarsync:connect_exchange")
+
+
+@login_required
+@require_http_methods(["POST"])
 def connect_google(request: AuthedHttpRequest) -> HttpResponse:
     """C3: send the user to Google's consent screen (offline access, PKCE, state)."""
     current = connected_account(request.user)
     refusal = refuse_other_provider(request, current, Provider.GOOGLE)
     if refusal is not None:
         return refusal
+    return start_google_sign_in(request, current)
+
+
+def start_google_sign_in(request: AuthedHttpRequest, current: CalendarAccount | None) -> HttpResponse:
+    """Google's consent screen; a reconnect suggests the connected account's address."""
     redirect_uri = request.build_absolute_uri(reverse("calendarsync:google_callback"))
     auth_url, state, code_verifier = google_oauth.start_authorization(
         redirect_uri, login_hint=current.email if current else None

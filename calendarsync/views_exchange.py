@@ -21,13 +21,19 @@ from django.views.decorators.http import require_http_methods
 
 from accounts.auth import AuthedHttpRequest
 from calendarsync.actions import INSUFFICIENT_PERMISSIONS_HELP, AnotherAccountConnected, do_connect_account
-from calendarsync.connect_common import another_account_message, page_url
+from calendarsync.connect_common import (
+    another_account_message,
+    connected_account,
+    connected_message,
+    page_url,
+    refusal_message,
+    signed_in_as_someone_else_message,
+)
 from calendarsync.forms import ExchangeConnectForm
 from calendarsync.models import AccountState, CalendarAccount, Provider
 from calendarsync.providers.base import AuthRevoked, ProviderError, TransientError
 from calendarsync.providers.exchange.connect import AutodiscoverFailed, VerifiedLogin, verify_login
 from calendarsync.providers.exchange.errors import AppPasswordRequired, ServerUnusable
-from calendarsync.views import connected_account
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +43,7 @@ TWO_FACTOR_HELP = (
 )
 TWO_FACTOR_STEPS = (
     "Sign in to your Microsoft account, open Security, then Advanced security options, and under "
-    "App passwords choose Create a new app password. Copy it and paste it into Password above."
+    "App passwords choose Create a new app password. Copy it and paste it into the Password field below."
 )
 WRONG_LOGIN = "Exchange did not accept this e-mail address and password. Check both and try again."
 NO_EWS_AT_URL = (
@@ -99,19 +105,23 @@ def connect_exchange(request: AuthedHttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         email = str(form.cleaned_data["email"])
         server_url = str(form.cleaned_data.get("server_url") or "")
-        try:
-            login = verify_login(email, str(form.cleaned_data["password"]), server_url)
-        except ProviderError as exc:
-            logger.info("Exchange connect refused for user %s: %r", request.user.pk, exc)
-            extra = _refuse(form, exc, server_url)
+        if current is not None and current.email.lower() != email.lower():
+            # A reconnect is for the connected mailbox: another one's password never leaves CalSync.
+            form.add_error("email", signed_in_as_someone_else_message(current, email.lower()))
         else:
-            return _connected(request, login)
+            try:
+                login = verify_login(email, str(form.cleaned_data["password"]), server_url)
+            except ProviderError as exc:
+                logger.info("Exchange connect refused for user %s: %r", request.user.pk, exc)
+                extra = _refuse(form, exc, server_url)
+            else:
+                return _connected(request, login, reconnecting=current is not None)
     status = 400 if form.is_bound else 200
-    context = {"form": form, "section": "calendar_sync", **extra}
+    context = {"form": form, "section": "calendar_sync", "reconnecting": current is not None, **extra}
     return render(request, "calendarsync/connect_exchange.html", context, status=status)
 
 
-def _connected(request: AuthedHttpRequest, login: VerifiedLogin) -> HttpResponse:
+def _connected(request: AuthedHttpRequest, login: VerifiedLogin, *, reconnecting: bool) -> HttpResponse:
     email = login.credentials["email"]
     # C4: without access to the calendar folder the account is kept, showing what to ask for.
     state = AccountState.ACTIVE if login.calendar_access else AccountState.INSUFFICIENT_PERMISSIONS
@@ -126,14 +136,12 @@ def _connected(request: AuthedHttpRequest, login: VerifiedLogin) -> HttpResponse
             state_detail="" if login.calendar_access else INSUFFICIENT_PERMISSIONS_HELP,
         )
     except AnotherAccountConnected as exc:
-        messages.error(request, another_account_message(exc.account))
+        messages.error(request, refusal_message(exc))
         return redirect(page_url())
     if not login.calendar_access:
         messages.error(
             request, "Exchange did not let CalSync open your calendar. " + INSUFFICIENT_PERMISSIONS_HELP
         )
-    elif account.preferences.sync_started_at is None:
-        messages.success(request, f"Connected {email}. Review the options below, then start the sync.")
     else:
-        messages.success(request, f"Connected {email}. Sync carries on with your options.")
+        messages.success(request, connected_message(account, reconnected=reconnecting))
     return redirect(page_url())

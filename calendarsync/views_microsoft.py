@@ -15,15 +15,15 @@ from accounts.auth import AuthedHttpRequest
 from calendarsync.connect_common import (
     ConnectMessages,
     OAuthConnect,
+    connected_account,
     finish_connect,
     page_url,
     refuse_other_provider,
 )
-from calendarsync.models import Provider
+from calendarsync.models import CalendarAccount, Provider
 from calendarsync.providers.base import TransientError
 from calendarsync.providers.microsoft import oauth as microsoft_oauth
 from calendarsync.providers.microsoft.adapter import MicrosoftProvider
-from calendarsync.views import connected_account
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +38,11 @@ def connect_microsoft(request: AuthedHttpRequest) -> HttpResponse:
     refusal = refuse_other_provider(request, current, Provider.MICROSOFT)
     if refusal is not None:
         return refusal
+    return start_microsoft_sign_in(request, current)
+
+
+def start_microsoft_sign_in(request: AuthedHttpRequest, current: CalendarAccount | None) -> HttpResponse:
+    """Microsoft's sign-in and consent; a reconnect suggests the connected account's address."""
     redirect_uri = request.build_absolute_uri(reverse("calendarsync:microsoft_callback"))
     try:
         auth_url, flow = microsoft_oauth.start_authorization(

@@ -8,13 +8,16 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from accounts.models import User
-from calendarsync.models import AccountState, CalendarAccount, Provider
+from calendarsync import runner
+from calendarsync.models import AccountState, CalendarAccount, EventLink, Provider
 from tests.browser.conftest import log_in
+from tests.browser.sync_support import sync_now
 from tests.calendarsync.conftest_exchange import (
     EXCHANGE_APP_PASSWORD,
     EXCHANGE_TWO_FACTOR_PASSWORD,
     EXCHANGE_TWO_FACTOR_USER,
 )
+from tests.conftest import make_activity
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -48,6 +51,8 @@ def test_c3_c5_a_two_factor_account_connects_with_its_app_password(
         "Create an app password in your Microsoft account and paste it into Password instead."
     )
     expect(page.locator("#app-password-help")).to_contain_text("App passwords")
+    # The notice sits above the form: it points down to the Password field.
+    expect(page.locator("#app-password-help")).to_contain_text("paste it into the Password field below.")
     expect(page.get_by_label("E-mail address")).to_have_value(EXCHANGE_TWO_FACTOR_USER)
     expect(page.get_by_label("Server URL (optional)")).to_have_value(exchange_emulator.server_url)
     expect(page.get_by_label("Password")).to_have_value("")
@@ -57,7 +62,7 @@ def test_c3_c5_a_two_factor_account_connects_with_its_app_password(
     page.get_by_label("Password").fill(EXCHANGE_APP_PASSWORD)
     page.get_by_role("button", name="Connect").click()
     expect(page.get_by_text(f"Connected {EXCHANGE_TWO_FACTOR_USER}.")).to_be_visible()
-    expect(page.locator("#account-state")).to_have_text("Active")
+    expect(page.locator("#account-state")).to_have_text("Not started")
     expect(page.get_by_text(EXCHANGE_TWO_FACTOR_USER).first).to_be_visible()
     expect(page.locator("#remote-calendars")).to_contain_text("Calendar")
     account = CalendarAccount.objects.get(user=owner)
@@ -88,4 +93,64 @@ def test_c3_a_wrong_password_and_an_unreachable_server_say_so(
     page.get_by_label("Password").fill(exchange_emulator.password)
     page.get_by_label("Server URL (optional)").fill(exchange_emulator.server_url)
     page.get_by_role("button", name="Connect").click()
-    expect(page.locator("#account-state")).to_have_text("Active")
+    expect(page.locator("#account-state")).to_have_text("Not started")
+
+
+def connect_start_and_change_the_password(
+    page: Page, base_url: str, exchange_emulator: Any, owner: User
+) -> CalendarAccount:
+    """Connected through the form, started, synced once; then the mailbox's password changes."""
+    open_calendar_sync(page, base_url, owner)
+    page.get_by_role("link", name="Microsoft Exchange").click()
+    page.get_by_label("E-mail address").fill(exchange_emulator.user)
+    page.get_by_label("Password").fill(exchange_emulator.password)
+    page.get_by_label("Server URL (optional)").fill(exchange_emulator.server_url)
+    page.get_by_role("button", name="Connect").click()
+    page.get_by_role("button", name="Start sync").click()
+    account = CalendarAccount.objects.get(user=owner)
+    make_activity(owner, subject="Pipeline review")  # synced, so the account has a link to keep
+    sync_now(account)
+    exchange_emulator.emulator.revoke(exchange_emulator.user, "a-new-password-2")
+    sync_now(account, expect=runner.RunStatus.BLOCKED)
+    page.reload()
+    expect(page.locator("#account-state")).to_have_text("Needs reconnect")
+    return account
+
+
+def test_r10_reconnect_opens_the_password_form_and_the_same_account_syncs_on(
+    page: Page, live_server: Any, exchange_emulator: Any, owner: User
+) -> None:
+    account = connect_start_and_change_the_password(page, live_server.url, exchange_emulator, owner)
+    assert EventLink.objects.filter(account=account).count() == 1
+    page.get_by_role("button", name="Reconnect").click()
+    expect(page.get_by_role("heading", name="Reconnect Microsoft Exchange")).to_be_visible()
+    expect(page.get_by_label("E-mail address")).to_have_value(exchange_emulator.user)
+    expect(page.get_by_label("Server URL (optional)")).to_have_value(exchange_emulator.server_url)
+    expect(page.get_by_label("Password")).to_have_value("")
+    page.get_by_label("Password").fill("a-new-password-2")
+    page.get_by_role("button", name="Reconnect").click()
+    expect(
+        page.get_by_text(f"Reconnected {exchange_emulator.user}. Sync carries on with your options.")
+    ).to_be_visible()
+    expect(page.locator("#account-state")).to_have_text("Syncing…")
+    sync_now(account)
+    expect(page.locator("#last-synced")).to_contain_text("just now")
+    [again] = CalendarAccount.objects.filter(user=owner)
+    assert (again.pk, again.state) == (account.pk, AccountState.ACTIVE)
+    assert EventLink.objects.filter(account=again).count() == 1
+    assert "a-new-password-2" not in page.content()
+
+
+def test_r10_reconnect_as_another_mailbox_is_refused_on_the_form(
+    page: Page, live_server: Any, exchange_emulator: Any, owner: User
+) -> None:
+    account = connect_start_and_change_the_password(page, live_server.url, exchange_emulator, owner)
+    page.get_by_role("button", name="Reconnect").click()
+    page.get_by_label("E-mail address").fill("mallory@example.com")
+    page.get_by_label("Password").fill("mallory-password-1")
+    page.get_by_role("button", name="Reconnect").click()
+    expect(page.locator("#id_email_error")).to_contain_text(
+        f"You signed in as mallory@example.com, but the account connected here is {exchange_emulator.user}"
+    )
+    account.refresh_from_db()
+    assert (account.email, account.state) == (exchange_emulator.user, AccountState.NEEDS_RECONNECT)

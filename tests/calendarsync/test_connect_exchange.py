@@ -16,9 +16,19 @@ from pytest_django.fixtures import Settings
 
 from accounts.models import User
 from calendarsync import views_exchange
+from calendarsync.actions import do_start_sync, do_update_preferences
 from calendarsync.emulators.exchange import EWS_PATH
 from calendarsync.emulators.server import EmulatorServer
-from calendarsync.models import AccountState, CalendarAccount, Provider, RemoteCalendar
+from calendarsync.models import (
+    AccountState,
+    CalendarAccount,
+    EventLink,
+    LinkOrigin,
+    Provider,
+    RemoteCalendar,
+    SyncPreferences,
+    SyncType,
+)
 from calendarsync.providers.exchange import client as exchange_client
 from tests.calendarsync.conftest_exchange import (
     EXCHANGE_APP_PASSWORD,
@@ -336,3 +346,94 @@ def test_autodiscover_is_its_own_code_path(monkeypatch: pytest.MonkeyPatch) -> N
     assert found == "https://mail.contoso.test/EWS/Exchange.asmx"
     assert seen["email"] == "erin@contoso.test"
     assert (seen["credentials"].username, seen["credentials"].password) == ("erin@contoso.test", "pw")
+
+
+# --------------------------------------------------------------------------- reconnect (C4, C5, R10)
+
+
+def test_c5_the_app_password_notice_points_at_the_password_field_below_it(
+    owner_client: Client, two_factor: RunningExchangeEmulator
+) -> None:
+    html = post(
+        owner_client, EXCHANGE_TWO_FACTOR_USER, EXCHANGE_TWO_FACTOR_PASSWORD, two_factor.server_url
+    ).content.decode()
+    notice = html.index('id="app-password-help"')
+    assert notice < html.index('name="password"')  # the notice is above the field...
+    assert "paste it into the Password field below." in html  # ...and says so
+    assert "Password above" not in html
+
+
+def test_r10_the_reconnect_button_of_an_exchange_account_opens_its_password_form(
+    owner_client: Client, owner: User, exchange_emulator: RunningExchangeEmulator
+) -> None:
+    post(owner_client, exchange_emulator.user, exchange_emulator.password, exchange_emulator.server_url)
+    account = CalendarAccount.objects.get(user=owner)
+    response = owner_client.post(reverse("calendarsync:reconnect", args=[account.pk]))
+    assert response.status_code == 302
+    assert response["Location"] == URL
+    html = owner_client.get(URL).content.decode()
+    assert "Reconnect Microsoft Exchange" in html
+    assert ">Reconnect</button>" in html
+    assert f'value="{exchange_emulator.user}"' in html
+
+
+def test_r10_reconnecting_with_the_new_password_keeps_the_account_its_options_and_links(
+    owner_client: Client, owner: User, exchange_emulator: RunningExchangeEmulator
+) -> None:
+    post(owner_client, exchange_emulator.user, exchange_emulator.password, exchange_emulator.server_url)
+    account = CalendarAccount.objects.get(user=owner)
+    do_update_preferences(acting_user=owner, account=account, changes={"include_details": False})
+    do_start_sync(acting_user=owner, account=account)
+    link = EventLink.objects.create(
+        account=account, calendar_external_id="cal", external_id="item-1", origin=LinkOrigin.CRM
+    )
+    # The password changed on the server: the sync stopped with "Needs reconnect".
+    exchange_emulator.emulator.revoke(exchange_emulator.user, "a-new-password")
+    CalendarAccount.objects.filter(pk=account.pk).update(state=AccountState.NEEDS_RECONNECT)
+    response = post(owner_client, exchange_emulator.user, "a-new-password", exchange_emulator.server_url)
+    assert response.status_code == 302
+    message = [str(m) for m in get_messages(response.wsgi_request)][-1]
+    assert message == f"Reconnected {exchange_emulator.user}. Sync carries on with your options."
+    [again] = CalendarAccount.objects.filter(user=owner)
+    assert again.pk == account.pk
+    assert again.state == AccountState.ACTIVE
+    assert stored(again)["password"] == "a-new-password"
+    assert EventLink.objects.get(pk=link.pk).account_id == account.pk
+    assert SyncPreferences.objects.get(account=account).include_details is False
+
+
+def test_r10_reconnecting_as_another_mailbox_is_refused_before_any_password_is_sent(
+    owner_client: Client, owner: User, exchange_emulator: RunningExchangeEmulator
+) -> None:
+    exchange_emulator.emulator.add_user("mallory@example.com", "mallory-password-1")
+    post(owner_client, exchange_emulator.user, exchange_emulator.password, exchange_emulator.server_url)
+    account = CalendarAccount.objects.get(user=owner)
+    CalendarAccount.objects.filter(pk=account.pk).update(state=AccountState.NEEDS_RECONNECT)
+    exchange_emulator.emulator.reset_counts()
+    response = post(owner_client, "mallory@example.com", "mallory-password-1", exchange_emulator.server_url)
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert "You signed in as mallory@example.com, but the account connected here is" in html
+    assert f"To reconnect, sign in as {exchange_emulator.user}." in html
+    assert not any(exchange_emulator.emulator.request_counts().values())
+    [unchanged] = CalendarAccount.objects.filter(user=owner)
+    assert (unchanged.pk, unchanged.email) == (account.pk, exchange_emulator.user)
+    assert unchanged.state == AccountState.NEEDS_RECONNECT
+    assert stored(unchanged)["password"] == exchange_emulator.password
+
+
+def test_c6_re_adding_the_same_mailbox_after_stop_offers_its_previous_options(
+    owner_client: Client, owner: User, exchange_emulator: RunningExchangeEmulator
+) -> None:
+    post(owner_client, exchange_emulator.user, exchange_emulator.password, exchange_emulator.server_url)
+    first = CalendarAccount.objects.get(user=owner)
+    do_update_preferences(acting_user=owner, account=first, changes={"sync_type": SyncType.ONE_WAY})
+    owner_client.post(reverse("calendarsync:stop_sync", args=[first.pk]))
+    response = post(
+        owner_client, exchange_emulator.user, exchange_emulator.password, exchange_emulator.server_url
+    )
+    message = [str(m) for m in get_messages(response.wsgi_request)][-1]
+    assert "Your options from the last time you synced this account are back" in message
+    second = CalendarAccount.objects.get(user=owner, stopped_at__isnull=True)
+    assert second.pk != first.pk
+    assert SyncPreferences.objects.get(account=second).sync_type == SyncType.ONE_WAY

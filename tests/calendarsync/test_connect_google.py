@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import pytest
 import requests
@@ -14,7 +14,16 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.models import User
-from calendarsync.models import AccountState, CalendarAccount
+from calendarsync.actions import do_start_sync, do_update_preferences
+from calendarsync.models import (
+    AccountState,
+    CalendarAccount,
+    EventLink,
+    LinkOrigin,
+    PrivateEvents,
+    SyncPreferences,
+    SyncType,
+)
 
 CALENDAR_SCOPE = "https://www.googleapis.com/auth/calendar"
 
@@ -202,3 +211,127 @@ def test_c7_credentials_survive_key_rotation(
 def test_oauthlib_insecure_transport_is_not_in_production_settings() -> None:
     source = (settings.BASE_DIR / "calsync_project" / "settings.py").read_text()
     assert "OAUTHLIB_INSECURE_TRANSPORT" not in source
+
+
+# --------------------------------------------------------------------------- reconnect (C4, C6, R10)
+
+
+def signing_in_as(auth_url: str, email: str) -> str:
+    """The consent URL with another address typed into the sign-in page than the one suggested."""
+    split = urlsplit(auth_url)
+    query = {key: values[0] for key, values in parse_qs(split.query).items()}
+    query["login_hint"] = email
+    return urlunsplit(split._replace(query=urlencode(query)))
+
+
+def broken_account(client: Client, owner: User, emulator: Any) -> CalendarAccount:
+    """A connected, started Google account with options, a link, and a grant Google revoked since."""
+    client.get(consent(start_connect(client), email=emulator.user))
+    account = CalendarAccount.objects.get(user=owner)
+    do_update_preferences(acting_user=owner, account=account, changes={"sync_type": SyncType.ONE_WAY})
+    do_start_sync(acting_user=owner, account=account)
+    EventLink.objects.create(
+        account=account, calendar_external_id=emulator.user, external_id="evt-1", origin=LinkOrigin.CRM
+    )
+    emulator.emulator.revoke_tokens(emulator.user)
+    CalendarAccount.objects.filter(pk=account.pk).update(
+        state=AccountState.NEEDS_RECONNECT, state_detail="Access to your calendar was revoked"
+    )
+    return account
+
+
+def reconnect(client: Client, account: CalendarAccount) -> str:
+    response = client.post(reverse("calendarsync:reconnect", args=[account.pk]))
+    assert response.status_code == 302
+    return str(response.headers["Location"])
+
+
+def test_r10_reconnect_signs_in_to_google_again_and_keeps_the_account_options_and_links(
+    emulator: Any, owner_client: Client, owner: User
+) -> None:
+    account = broken_account(owner_client, owner, emulator)
+    old_refresh = dict(account.credentials or {})["refresh_token"]
+    auth_url = reconnect(owner_client, account)
+    assert auth_url.startswith(emulator.auth_uri)
+    assert parse_qs(urlsplit(auth_url).query)["login_hint"] == [emulator.user]
+    html = owner_client.get(consent(auth_url, email=emulator.user), follow=True).content.decode()
+    assert f"Reconnected {emulator.user}. Sync carries on with your options." in html
+    [again] = CalendarAccount.objects.filter(user=owner)
+    assert again.pk == account.pk
+    assert (again.state, again.state_detail) == (AccountState.ACTIVE, "")
+    assert dict(again.credentials or {})["refresh_token"] != old_refresh
+    assert SyncPreferences.objects.get(account=again).sync_type == SyncType.ONE_WAY
+    assert EventLink.objects.filter(account=again, external_id="evt-1").exists()
+
+
+def test_r10_reconnect_as_another_google_account_is_refused_and_overwrites_nothing(
+    emulator: Any, owner_client: Client, owner: User
+) -> None:
+    account = broken_account(owner_client, owner, emulator)
+    before = dict(account.credentials or {})
+    auth_url = signing_in_as(reconnect(owner_client, account), "mallory@example.com")
+    html = owner_client.get(consent(auth_url, email="mallory@example.com"), follow=True).content.decode()
+    assert (
+        f"You signed in as mallory@example.com, but the account connected here is {emulator.user}, "
+        "so nothing was changed." in html
+    )
+    assert f"To reconnect, sign in as {emulator.user}." in html
+    [unchanged] = CalendarAccount.objects.filter(user=owner)
+    assert (unchanged.pk, unchanged.email) == (account.pk, emulator.user)
+    assert unchanged.state == AccountState.NEEDS_RECONNECT
+    assert dict(unchanged.credentials or {}) == before
+
+
+def test_c4_reconnect_without_calendar_access_as_someone_else_is_refused_too(
+    emulator: Any, owner_client: Client, owner: User
+) -> None:
+    account = broken_account(owner_client, owner, emulator)
+    auth_url = signing_in_as(reconnect(owner_client, account), "mallory@example.com")
+    granted = [s for s in parse_qs(urlsplit(auth_url).query)["scope"][0].split() if s != CALENDAR_SCOPE]
+    html = owner_client.get(
+        consent(auth_url, email="mallory@example.com", scopes=granted), follow=True
+    ).content.decode()
+    assert "You signed in as mallory@example.com" in html
+    account.refresh_from_db()
+    assert account.state == AccountState.NEEDS_RECONNECT
+
+
+def test_c6_re_adding_the_same_google_account_after_stop_offers_its_previous_options(
+    emulator: Any, owner_client: Client, owner: User
+) -> None:
+    owner_client.get(consent(start_connect(owner_client), email=emulator.user))
+    first = CalendarAccount.objects.get(user=owner)
+    team = first.calendars.get(name="Team calendar")
+    do_update_preferences(
+        acting_user=owner, account=first, changes={"calendar": team, "private_events": PrivateEvents.SKIP}
+    )
+    owner_client.post(reverse("calendarsync:stop_sync", args=[first.pk]))
+    html = owner_client.get(consent(start_connect(owner_client), email=emulator.user), follow=True)
+    text = html.content.decode()
+    assert (
+        f"Connected {emulator.user}. Your options from the last time you synced this account are back" in text
+    )
+    second = CalendarAccount.objects.get(user=owner, stopped_at__isnull=True)
+    preferences = SyncPreferences.objects.get(account=second)
+    assert preferences.calendar is not None
+    assert preferences.calendar.name == "Team calendar"
+    assert preferences.private_events == PrivateEvents.SKIP
+    assert preferences.sync_started_at is None
+    assert 'id="start-sync"' in text
+
+
+def test_reconnect_is_only_for_the_owner_and_needs_post_and_csrf(
+    emulator: Any, owner_client: Client, owner: User, colleague_client: Client, outsider_client: Client
+) -> None:
+    owner_client.get(consent(start_connect(owner_client), email=emulator.user))
+    account = CalendarAccount.objects.get(user=owner)
+    url = reverse("calendarsync:reconnect", args=[account.pk])
+    assert colleague_client.post(url).status_code == 404
+    assert outsider_client.post(url).status_code == 404
+    assert owner_client.get(url).status_code == 405
+    anonymous = Client().post(url)
+    assert anonymous.status_code == 302
+    assert "/accounts/login/" in anonymous["Location"]
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(owner)
+    assert strict.post(url).status_code == 403

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import pytest
 import requests
@@ -13,8 +13,16 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.models import User
+from calendarsync.actions import do_start_sync, do_update_preferences
 from calendarsync.crypto import Secret
-from calendarsync.models import AccountState, CalendarAccount, Provider
+from calendarsync.models import (
+    AccountState,
+    CalendarAccount,
+    EventLink,
+    LinkOrigin,
+    Provider,
+    SyncPreferences,
+)
 from calendarsync.providers.registry import provider_for
 from calendarsync.views_microsoft import MICROSOFT_SESSION_KEY
 from tests.calendarsync.conftest_microsoft import RunningMicrosoftEmulator
@@ -315,3 +323,73 @@ def test_r9_refreshed_tokens_are_saved_back_encrypted(
     # Microsoft rotates refresh tokens: the new one is kept.
     assert after["refresh_token"] != before["refresh_token"]
     assert after["expiry"]
+
+
+# --------------------------------------------------------------------------- reconnect (C4, C6, R10)
+
+
+def signing_in_as(auth_url: str, email: str) -> str:
+    """The sign-in URL with another address typed into the sign-in page than the one suggested."""
+    split = urlsplit(auth_url)
+    query = {key: values[0] for key, values in parse_qs(split.query).items()}
+    query["login_hint"] = email
+    return urlunsplit(split._replace(query=urlencode(query)))
+
+
+def broken_account(client: Client, owner: User, emulator: RunningMicrosoftEmulator) -> CalendarAccount:
+    """A connected, started Microsoft 365 account with options and a link, whose grant was revoked."""
+    client.get(consent(emulator, start_connect(client), email=emulator.user))
+    account = CalendarAccount.objects.get(user=owner)
+    do_update_preferences(acting_user=owner, account=account, changes={"include_details": False})
+    do_start_sync(acting_user=owner, account=account)
+    EventLink.objects.create(
+        account=account, calendar_external_id="cal", external_id="AAMk-1", origin=LinkOrigin.CRM
+    )
+    emulator.emulator.revoke_tokens(emulator.user)
+    CalendarAccount.objects.filter(pk=account.pk).update(state=AccountState.NEEDS_RECONNECT)
+    return account
+
+
+def reconnect(client: Client, account: CalendarAccount) -> str:
+    response = client.post(reverse("calendarsync:reconnect", args=[account.pk]))
+    assert response.status_code == 302
+    return str(response.headers["Location"])
+
+
+def test_r10_reconnect_signs_in_to_microsoft_again_and_keeps_the_account_options_and_links(
+    emulator: RunningMicrosoftEmulator, owner_client: Client, owner: User
+) -> None:
+    account = broken_account(owner_client, owner, emulator)
+    old_refresh = dict(account.credentials or {})["refresh_token"]
+    auth_url = reconnect(owner_client, account)
+    assert auth_url.startswith(emulator.identity_url)
+    assert parse_qs(urlsplit(auth_url).query)["login_hint"] == [emulator.user]
+    html = owner_client.get(consent(emulator, auth_url, email=emulator.user), follow=True).content.decode()
+    assert f"Reconnected {emulator.user}. Sync carries on with your options." in html
+    assert "coming soon" not in html
+    [again] = CalendarAccount.objects.filter(user=owner)
+    assert again.pk == account.pk
+    assert again.state == AccountState.ACTIVE
+    assert dict(again.credentials or {})["refresh_token"] != old_refresh
+    assert SyncPreferences.objects.get(account=again).include_details is False
+    assert EventLink.objects.filter(account=again, external_id="AAMk-1").exists()
+    assert {c.name for c in provider_for(again).list_calendars()} == {"Calendar", "Team calendar"}
+
+
+def test_r10_reconnect_as_another_microsoft_account_is_refused_and_overwrites_nothing(
+    emulator: RunningMicrosoftEmulator, owner_client: Client, owner: User
+) -> None:
+    account = broken_account(owner_client, owner, emulator)
+    before = dict(account.credentials or {})
+    auth_url = signing_in_as(reconnect(owner_client, account), "mallory@contoso.test")
+    response = owner_client.get(consent(emulator, auth_url, email="mallory@contoso.test"), follow=True)
+    html = response.content.decode()
+    assert "You signed in as mallory@contoso.test, but the account connected here is" in html
+    assert f"To reconnect, sign in as {emulator.user}." in html
+    [unchanged] = CalendarAccount.objects.filter(user=owner)
+    assert (unchanged.pk, unchanged.email, unchanged.state) == (
+        account.pk,
+        emulator.user,
+        AccountState.NEEDS_RECONNECT,
+    )
+    assert dict(unchanged.credentials or {}) == before

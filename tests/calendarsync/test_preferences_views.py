@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -453,3 +454,33 @@ def test_csrf_is_enforced_on_every_change(owner: User, account: CalendarAccount)
     assert snapshot(account) == before
     account.refresh_from_db()
     assert account.stopped_at is None
+
+
+# --------------------------------------------------------------------------- Content-Security-Policy ready
+
+
+INLINE_HANDLER = re.compile(r"""\s(on[a-z]+|hx-on[:\w-]*)\s*=""", re.IGNORECASE)
+INLINE_SCRIPT = re.compile(r"<script(?![^>]*\ssrc=)[^>]*>", re.IGNORECASE)
+
+
+def test_the_calendar_sync_pages_have_no_inline_scripts_or_event_handlers(
+    owner_client: Client, account: CalendarAccount
+) -> None:
+    pages = [
+        PAGE,
+        reverse("calendarsync:sync_status", args=[account.pk]),
+        reverse("calendarsync:stop_sync", args=[account.pk]),
+        reverse("calendarsync:connect_other"),
+    ]
+    for url in pages:
+        html = owner_client.get(url).content.decode()
+        assert not INLINE_SCRIPT.search(html), url
+        assert not INLINE_HANDLER.search(html), url
+    html = owner_client.get(PAGE).content.decode()
+    assert '<script src="/static/js/prefs.js" defer></script>' in html
+
+
+def test_the_page_without_an_account_has_no_inline_scripts_either(owner_client: Client) -> None:
+    html = owner_client.get(PAGE).content.decode()
+    assert not INLINE_SCRIPT.search(html)
+    assert not INLINE_HANDLER.search(html)
