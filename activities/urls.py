@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.urls import URLPattern, path
 
 from activities.views import calendar, editing, listing
+from activities.views import pickers as picker_views
 
 app_name = "activities"
 urlpatterns: list[URLPattern] = [
@@ -14,4 +15,5 @@ urlpatterns: list[URLPattern] = [
     path("<int:pk>/edit/", editing.activity_edit, name="edit"),
     path("<int:pk>/delete/", editing.activity_delete, name="delete"),
     path("<int:pk>/done/", editing.activity_toggle_done, name="toggle_done"),
+    path("pickers/<str:field>/", picker_views.picker_options, name="picker_options"),
 ]

@@ -9,7 +9,10 @@ from django.urls import reverse
 
 from activities.forms import ActivityForm, parse_guests
 from activities.models import Activity, ActivityType, Visibility
+from calendarsync.mapping import activity_time
 from tests.activities.conftest import BERLIN, berlin, make_deal, make_org, make_person, timed
+from tests.activities.form_html import submitted_values
+from tests.conftest import make_activity
 
 CREATE = reverse("activities:create")
 
@@ -301,3 +304,176 @@ def test_a1_outsider_creates_in_their_own_company(outsider_client, outsider, val
     activity = Activity.objects.get()
     assert activity.company == outsider.company
     assert activity.owner == outsider
+
+
+# --- all day, last day, duration presets ----------------------------------------------------------------
+
+
+def all_day(owner, first_day: dt.date, days: int = 1, **fields) -> Activity:
+    """An all-day activity; over several days it keeps its length as whole days (as the sync stores it)."""
+    duration = dt.timedelta(days=days) if days > 1 else None
+    return make_activity(owner, start_at=None, due_date=first_day, duration=duration, **fields)
+
+
+def test_a3_editing_a_multi_day_all_day_activity_keeps_all_its_days(owner_client, owner):
+    """Saving the edit form as shown must not shorten a three-day item to one day, nor push anything."""
+    activity = all_day(owner, dt.date(2025, 1, 20), days=3, subject="Trade fair")
+    html = owner_client.get(edit_url(activity)).content.decode()
+    posted = submitted_values(html)
+    assert posted["all_day"] == ["on"]
+    assert posted["end_date"] == ["2025-01-22"]
+    sync_changed_at = activity.sync_changed_at
+
+    response = owner_client.post(edit_url(activity), posted)
+    assert response.status_code == 302
+    activity.refresh_from_db()
+    assert (activity.start_at, activity.due_date) == (None, dt.date(2025, 1, 20))
+    assert activity.duration == dt.timedelta(days=3)
+    assert activity.sync_changed_at == sync_changed_at  # nothing changed: nothing to push (R8)
+    assert activity_time(activity) == {"start_date": "2025-01-20", "end_date": "2025-01-23"}
+
+    owner_client.post(edit_url(activity), {**posted, "subject": ["Trade fair, Hall 4"]})
+    activity.refresh_from_db()
+    assert activity.subject == "Trade fair, Hall 4"
+    assert activity.duration == dt.timedelta(days=3)
+
+
+def test_a3_moving_a_multi_day_all_day_activity_with_its_last_day(owner_client, owner):
+    activity = all_day(owner, dt.date(2025, 1, 20), days=3)
+    posted = submitted_values(owner_client.get(edit_url(activity)).content.decode())
+    owner_client.post(edit_url(activity), {**posted, "due_date": ["2025-01-27"], "end_date": ["2025-01-28"]})
+    activity.refresh_from_db()
+    assert (activity.due_date, activity.duration) == (dt.date(2025, 1, 27), dt.timedelta(days=2))
+
+
+def test_a3_create_all_day_activity_over_several_days(owner_client, valid_post):
+    response = owner_client.post(
+        CREATE, {**valid_post, "all_day": "on", "due_date": "2025-01-15", "end_date": "2025-01-17"}
+    )
+    assert response.status_code == 302
+    activity = Activity.objects.get()
+    assert (activity.start_at, activity.due_date) == (None, dt.date(2025, 1, 15))
+    assert activity.duration == dt.timedelta(days=3)
+
+
+def test_a3_all_day_toggle_wins_over_a_time_left_in_the_form(owner_client, valid_post):
+    """Without JavaScript the time fields stay visible; ticking "All day" makes them not count."""
+    owner_client.post(CREATE, {**valid_post, "all_day": "on", "due_time": "09:00", "end_time": "10:00"})
+    activity = Activity.objects.get()
+    assert activity.is_all_day
+    assert activity.duration is None
+
+
+def test_a3_last_day_is_ignored_for_a_timed_activity(owner_client, valid_post):
+    owner_client.post(CREATE, {**valid_post, "end_date": "2025-01-20", "duration_preset": "60"})
+    activity = Activity.objects.get()
+    assert activity.start_at == berlin(2025, 1, 15, 23, 30)
+    assert activity.duration == dt.timedelta(hours=1)
+
+
+def test_a3_last_day_before_the_first_day_is_refused(owner_client, valid_post):
+    response = owner_client.post(
+        CREATE, {**valid_post, "all_day": "on", "due_date": "2025-01-15", "end_date": "2025-01-14"}
+    )
+    assert "The last day cannot be before the first day." in response.content.decode()
+    assert Activity.objects.count() == 0
+
+
+@pytest.mark.parametrize(("preset", "minutes"), [("15", 15), ("30", 30), ("60", 60), ("120", 120)])
+def test_a3_duration_presets_set_the_duration(owner_client, valid_post, preset, minutes):
+    # A preset wins over an end time left over from "Custom" (hidden, but still posted).
+    owner_client.post(CREATE, {**valid_post, "due_time": "09:00", "duration_preset": preset})
+    activity = Activity.objects.get()
+    assert activity.start_at == berlin(2025, 1, 15, 9, 0)
+    assert activity.duration == dt.timedelta(minutes=minutes)
+
+
+def test_a3_custom_duration_takes_the_end_time(owner_client, valid_post):
+    owner_client.post(
+        CREATE, {**valid_post, "due_time": "09:00", "duration_preset": "custom", "end_time": "09:45"}
+    )
+    assert Activity.objects.get().duration == dt.timedelta(minutes=45)
+
+
+def test_a3_custom_duration_without_end_time_has_no_fixed_length(owner_client, valid_post):
+    owner_client.post(
+        CREATE, {**valid_post, "due_time": "09:00", "duration_preset": "custom", "end_time": ""}
+    )
+    assert Activity.objects.get().duration is None
+
+
+def test_a3_unknown_duration_preset_is_refused(owner_client, valid_post):
+    response = owner_client.post(CREATE, {**valid_post, "duration_preset": "45"})
+    assert "Select a valid choice." in response.content.decode()
+    assert Activity.objects.count() == 0
+
+
+def test_a3_custom_duration_over_a_daylight_saving_change_counts_real_time(owner_client, valid_post):
+    """Berlin skips 02:00-03:00 on 30 March 2025: 01:00 to 04:00 on the clock is two hours."""
+    owner_client.post(
+        CREATE,
+        {
+            **valid_post,
+            "due_date": "2025-03-30",
+            "due_time": "01:00",
+            "duration_preset": "custom",
+            "end_time": "04:00",
+        },
+    )
+    assert Activity.objects.get().duration == dt.timedelta(hours=2)
+
+
+@pytest.mark.parametrize(
+    ("duration", "preset", "end_time"),
+    [
+        (dt.timedelta(minutes=30), "30", ""),
+        (dt.timedelta(hours=2), "120", ""),
+        (dt.timedelta(minutes=45), "custom", "09:45"),
+        (None, "custom", ""),
+    ],
+)
+def test_a3_edit_form_shows_the_preset_or_the_custom_end_time(
+    owner_client, owner, duration, preset, end_time
+):
+    activity = timed(owner, berlin(2025, 1, 15, 9, 0), duration=duration)
+    html = owner_client.get(edit_url(activity)).content.decode()
+    posted = submitted_values(html)
+    assert posted["duration_preset"] == [preset]
+    assert posted["end_time"] == [end_time]
+    assert "all_day" not in posted
+    assert owner_client.post(edit_url(activity), posted).status_code == 302
+    activity.refresh_from_db()
+    assert (activity.start_at, activity.duration) == (berlin(2025, 1, 15, 9, 0), duration)
+
+
+def test_a3_edit_keeps_a_timed_activity_that_ends_on_a_later_day(owner_client, owner):
+    activity = timed(owner, berlin(2025, 1, 15, 22, 0), duration=dt.timedelta(hours=5))
+    html = owner_client.get(edit_url(activity)).content.decode()
+    assert "It now ends on Thu 16 Jan 2025, 03:00; leave empty to keep that length." in html
+    assert owner_client.post(edit_url(activity), submitted_values(html)).status_code == 302
+    activity.refresh_from_db()
+    assert activity.duration == dt.timedelta(hours=5)
+
+
+def test_a3_new_form_offers_thirty_minutes_and_is_not_all_day(owner_client):
+    posted = submitted_values(owner_client.get(CREATE).content.decode())
+    assert posted["duration_preset"] == ["30"]
+    assert "all_day" not in posted
+
+
+# --- guests ------------------------------------------------------------------------------------------------
+
+
+def test_a3_every_invalid_guest_is_named_and_the_text_is_kept(owner_client, valid_post):
+    entered = "ann@example.com, not-an-address\nbob@, ANN@example.com"
+    response = owner_client.post(CREATE, {**valid_post, "guests": entered})
+    html = response.content.decode()
+    assert "“not-an-address” is not a valid e-mail address." in html
+    assert "“bob@” is not a valid e-mail address." in html
+    assert submitted_values(html)["guests"] == [entered]
+    assert Activity.objects.count() == 0
+
+
+def test_a3_duplicate_guests_are_dropped_ignoring_case(owner_client, valid_post):
+    owner_client.post(CREATE, {**valid_post, "guests": "ann@example.com; ANN@example.com bob@example.com"})
+    assert Activity.objects.get().guests == ["ann@example.com", "bob@example.com"]
