@@ -227,18 +227,6 @@ def _store_calendars(account: CalendarAccount, calendars: Sequence[RemoteCalenda
         )
 
 
-@transaction.atomic
-def do_update_credentials(*, account_id: int, credentials: Mapping[str, Any]) -> None:
-    """Persist refreshed tokens (the provider adapter calls this after a refresh)."""
-    account = CalendarAccount.objects.select_for_update().get(pk=account_id)
-    if account.stopped_at is not None:
-        return  # stopped meanwhile: its credentials were removed on purpose (C6)
-    merged = dict(account.credentials or {})
-    merged.update(credentials)
-    account.credentials = Secret(merged)
-    account.save(update_fields=["credentials"])
-
-
 class InvalidPreferences(ValueError):
     """A change the page's forms would never send (another account's calendar, a foreign type)."""
 

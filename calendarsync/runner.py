@@ -35,7 +35,7 @@ from calendarsync.models import (
     SyncRun,
 )
 from calendarsync.providers.base import CalendarProvider, ProviderError
-from calendarsync.providers.registry import provider_for
+from calendarsync.sync.accounts import provider_for
 
 logger = logging.getLogger(__name__)
 

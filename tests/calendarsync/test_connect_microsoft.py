@@ -23,7 +23,7 @@ from calendarsync.models import (
     Provider,
     SyncPreferences,
 )
-from calendarsync.providers.registry import provider_for
+from calendarsync.sync.accounts import provider_for
 from calendarsync.views_microsoft import MICROSOFT_SESSION_KEY
 from tests.calendarsync.conftest_microsoft import RunningMicrosoftEmulator
 

@@ -27,7 +27,8 @@ from calendarsync.providers.google.oauth import (
     revoke,
     start_authorization,
 )
-from calendarsync.providers.registry import PROVIDERS, provider_for
+from calendarsync.providers.registry import PROVIDERS
+from calendarsync.sync.accounts import provider_for
 
 REDIRECT_URI = "http://127.0.0.1:8000/settings/calendar-sync/google/callback"
 USER = "alice@example.com"

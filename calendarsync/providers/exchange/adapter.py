@@ -24,7 +24,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from exchangelib.restriction import Q
 
@@ -47,9 +47,6 @@ from calendarsync.providers.exchange.errors import EXCHANGE_FAILURES, Operation,
 from calendarsync.providers.exchange.mapping import Cursor, item_fields, parse_item, same_content
 from calendarsync.providers.exchange.services import EwsCalls
 from calendarsync.providers.retry import MAX_ATTEMPTS, call_with_retries, chunks, retry_delay
-
-if TYPE_CHECKING:
-    from calendarsync.models import CalendarAccount
 
 logger = logging.getLogger(__name__)
 
@@ -102,13 +99,6 @@ class ExchangeProvider:
         if not login.email or not login.password or not login.server_url:
             raise AuthRevoked("Incomplete Exchange credentials: reconnect the account")
         return cls(ExchangeClient(login), sleep=sleep, attempts=attempts)
-
-    @classmethod
-    def from_account(cls, account: CalendarAccount) -> ExchangeProvider:
-        """The provider for a stored account (credentials decrypted from the store, C7)."""
-        if not account.credentials:
-            raise AuthRevoked("No stored Exchange credentials: reconnect the account")
-        return cls.from_credentials(account.credentials)
 
     # ---------------------------------------------------------------- plumbing
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from calendarsync.providers.base import (
     AuthRevoked,
@@ -39,9 +39,6 @@ from calendarsync.providers.google.mapping import (
     same_content,
 )
 from calendarsync.providers.retry import MAX_ATTEMPTS, call_with_retries, chunks, retry_delay
-
-if TYPE_CHECKING:
-    from calendarsync.models import CalendarAccount
 
 logger = logging.getLogger(__name__)
 
@@ -87,23 +84,6 @@ class GoogleProvider:
         sleep: Callable[[float], None] = time.sleep,
     ) -> GoogleProvider:
         return cls(GoogleClient(tokens, on_tokens_refreshed=on_tokens_refreshed), sleep=sleep)
-
-    @classmethod
-    def from_account(cls, account: CalendarAccount) -> GoogleProvider:
-        """The provider for a stored account; refreshed tokens are saved back (encrypted, C7)."""
-        # Imported here: the adapter itself needs no ORM (unit tests, emulator runs).
-        from calendarsync.actions import do_update_credentials
-        from calendarsync.crypto import Secret
-
-        if not account.credentials:
-            raise AuthRevoked("No stored Google credentials: reconnect the account")
-        account_id = account.pk
-
-        def persist(tokens: dict[str, Any]) -> None:
-            account.credentials = Secret(tokens)
-            do_update_credentials(account_id=account_id, credentials=tokens)
-
-        return cls.from_tokens(account.credentials, on_tokens_refreshed=persist)
 
     # ---------------------------------------------------------------- plumbing
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from calendarsync.providers.base import (
     AuthRevoked,
@@ -52,9 +52,6 @@ from calendarsync.providers.microsoft.mapping import (
     transaction_id_for,
 )
 from calendarsync.providers.retry import MAX_ATTEMPTS, call_with_retries, chunks, retry_delay
-
-if TYPE_CHECKING:
-    from calendarsync.models import CalendarAccount
 
 logger = logging.getLogger(__name__)
 
@@ -129,23 +126,6 @@ class MicrosoftProvider:
         sleep: Callable[[float], None] = time.sleep,
     ) -> MicrosoftProvider:
         return cls(MicrosoftClient(tokens, on_tokens_refreshed=on_tokens_refreshed), sleep=sleep)
-
-    @classmethod
-    def from_account(cls, account: CalendarAccount) -> MicrosoftProvider:
-        """The provider for a stored account; refreshed tokens are saved back (encrypted, C7)."""
-        # Imported here: the adapter itself needs no ORM (unit tests, emulator runs).
-        from calendarsync.actions import do_update_credentials
-        from calendarsync.crypto import Secret
-
-        if not account.credentials:
-            raise AuthRevoked("No stored Microsoft 365 credentials: reconnect the account")
-        account_id = account.pk
-
-        def persist(tokens: dict[str, Any]) -> None:
-            account.credentials = Secret(tokens)
-            do_update_credentials(account_id=account_id, credentials=tokens)
-
-        return cls.from_tokens(account.credentials, on_tokens_refreshed=persist)
 
     # ---------------------------------------------------------------- plumbing
 

@@ -32,6 +32,7 @@ from calendarsync.models import (
     SyncType,
 )
 from calendarsync.providers.base import CalendarProvider, RemoteEvent
+from calendarsync.sync.accounts import provider_for
 from tests.conftest import make_activity
 
 ProviderFactory = Callable[[CalendarAccount], CalendarProvider]
@@ -274,7 +275,8 @@ def google_setup(request: pytest.FixtureRequest) -> SyncSetup:
 
     def account_provider(account: CalendarAccount) -> CalendarProvider:
         # The registry's factory, with the adapter's retry sleeps recorded instead of slept.
-        provider = GoogleProvider.from_account(account)
+        provider = provider_for(account)
+        assert isinstance(provider, GoogleProvider)
         provider._sleep = setup.sleeps.append
         return provider
 

@@ -10,6 +10,7 @@ import pytest
 
 from calendarsync.models import CalendarAccount, Provider
 from calendarsync.providers.base import Attendee, CalendarProvider, RemoteEvent
+from calendarsync.sync.accounts import provider_for
 
 if TYPE_CHECKING:
     from tests.calendarsync.engine.conftest import SyncSetup
@@ -190,7 +191,8 @@ def exchange_setup(request: pytest.FixtureRequest) -> SyncSetup:
 
     def account_provider(account: CalendarAccount) -> CalendarProvider:
         # The registry's factory, with the adapter's retry sleeps recorded instead of slept.
-        provider = ExchangeProvider.from_account(account)
+        provider = provider_for(account)
+        assert isinstance(provider, ExchangeProvider)
         provider._sleep = setup.sleeps.append
         return provider
 

@@ -9,6 +9,7 @@ import pytest
 
 from calendarsync.models import CalendarAccount, Provider
 from calendarsync.providers.base import CalendarProvider, RemoteEvent
+from calendarsync.sync.accounts import provider_for
 
 if TYPE_CHECKING:
     from tests.calendarsync.engine.conftest import SyncSetup
@@ -196,7 +197,8 @@ def microsoft_setup(request: pytest.FixtureRequest) -> SyncSetup:
 
     def account_provider(account: CalendarAccount) -> CalendarProvider:
         # The registry's factory, with the adapter's retry sleeps recorded instead of slept.
-        provider = MicrosoftProvider.from_account(account)
+        provider = provider_for(account)
+        assert isinstance(provider, MicrosoftProvider)
         provider._sleep = setup.sleeps.append
         return provider
 

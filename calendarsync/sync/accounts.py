@@ -1,0 +1,36 @@
+"""A stored account's provider adapter, with refreshed tokens saved back encrypted (C7)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from django.db import transaction
+
+from calendarsync.crypto import Secret
+from calendarsync.models import CalendarAccount
+from calendarsync.providers.base import CalendarProvider
+from calendarsync.providers.registry import build_provider
+
+
+@transaction.atomic
+def store_refreshed_tokens(*, account_id: int, credentials: Mapping[str, Any]) -> None:
+    """Persist refreshed tokens, merged into what is stored (the adapter calls back after a refresh)."""
+    account = CalendarAccount.objects.select_for_update().get(pk=account_id)
+    if account.stopped_at is not None:
+        return  # stopped meanwhile: its credentials were removed on purpose (C6)
+    merged = dict(account.credentials or {})
+    merged.update(credentials)
+    account.credentials = Secret(merged)
+    account.save(update_fields=["credentials"])
+
+
+def provider_for(account: CalendarAccount) -> CalendarProvider:
+    """The adapter of ``account``; ``KeyError`` for a provider we cannot sync yet."""
+    account_id = account.pk
+
+    def save_tokens(tokens: dict[str, Any]) -> None:
+        account.credentials = Secret({**(account.credentials or {}), **tokens})
+        store_refreshed_tokens(account_id=account_id, credentials=tokens)
+
+    return build_provider(account.provider, account.credentials, save_tokens=save_tokens)
