@@ -24,7 +24,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 
 from accounts.admin import CompanyScopedAdmin, admin_user, autocomplete_source
 from accounts.models import User
@@ -120,14 +120,24 @@ class ActivityTypeAdmin(CompanyScopedAdmin[ActivityType]):
         count = queryset.update(is_active=False)
         self.message_user(
             request,
-            f"Deactivated {count} activity type(s). Existing activities keep their type.",
+            ngettext(
+                "Deactivated %(count)d activity type. Existing activities keep their type.",
+                "Deactivated %(count)d activity types. Existing activities keep their type.",
+                count,
+            )
+            % {"count": count},
             messages.SUCCESS,
         )
 
     @admin.action(description="Activate selected types", permissions=["change"])
     def activate(self, request: HttpRequest, queryset: QuerySet[ActivityType]) -> None:
         count = queryset.update(is_active=True)
-        self.message_user(request, f"Activated {count} activity type(s).", messages.SUCCESS)
+        self.message_user(
+            request,
+            ngettext("Activated %(count)d activity type.", "Activated %(count)d activity types.", count)
+            % {"count": count},
+            messages.SUCCESS,
+        )
 
     @staticmethod
     def _refusal(names: list[str]) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.translation import ngettext
 
 from accounts.admin import CompanyScopedAdmin, admin_user
 from calendarsync import admin_sync  # noqa: F401  (registers the engine's records)
@@ -100,7 +101,14 @@ class CalendarAccountAdmin(CompanyScopedAdmin[CalendarAccount]):
         for account in accounts:
             do_force_full_resync(acting_user=admin_user(request), account=account)
         self.message_user(
-            request, f"A full resync was scheduled for {len(accounts)} account(s).", messages.SUCCESS
+            request,
+            ngettext(
+                "A full resync was scheduled for %(count)d account.",
+                "A full resync was scheduled for %(count)d accounts.",
+                len(accounts),
+            )
+            % {"count": len(accounts)},
+            messages.SUCCESS,
         )
 
     @admin.action(description="Disconnect the selected accounts (keeps activities, removes credentials)")
@@ -108,7 +116,12 @@ class CalendarAccountAdmin(CompanyScopedAdmin[CalendarAccount]):
         accounts = list(queryset.filter(stopped_at__isnull=True))
         for account in accounts:
             do_stop_sync(acting_user=admin_user(request), account=account)
-        self.message_user(request, f"Disconnected {len(accounts)} account(s).", messages.SUCCESS)
+        self.message_user(
+            request,
+            ngettext("Disconnected %(count)d account.", "Disconnected %(count)d accounts.", len(accounts))
+            % {"count": len(accounts)},
+            messages.SUCCESS,
+        )
 
 
 @admin.register(AuditEvent)

@@ -195,7 +195,7 @@ def test_force_full_resync_makes_the_account_due_for_a_full_listing(
     CalendarAccount.objects.filter(pk=account.pk).update(sync_cursor="cursor-1", next_sync_at=None)
     html = run_action(superuser_client, "force_full_resync", account)
     account.refresh_from_db()
-    assert "A full resync was scheduled for 1 account(s)." in html
+    assert "A full resync was scheduled for 1 account." in html
     assert account.full_sync_at is None
     assert account.next_sync_at is not None
     assert AuditEvent.objects.filter(account=account, action="full_resync_requested").exists()
@@ -207,7 +207,7 @@ def test_disconnect_removes_credentials_and_keeps_the_account_record(
 ) -> None:
     html = run_action(superuser_client, "disconnect", account)
     account.refresh_from_db()
-    assert "Disconnected 1 account(s)." in html
+    assert "Disconnected 1 account." in html
     assert account.stopped_at is not None
     assert account.credentials is None
     assert AuditEvent.objects.filter(account=account, action="sync_stopped").exists()

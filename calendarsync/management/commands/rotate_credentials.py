@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 from django.db import connection, transaction
+from django.utils.translation import ngettext
 
 from calendarsync.crypto import rotate_text
 from calendarsync.models import CalendarAccount
@@ -26,4 +27,11 @@ class Command(BaseCommand):
                     [rotate_text(token), account_id],
                 )
                 rotated += 1
-        self.stdout.write(f"Re-encrypted the credentials of {rotated} account(s) with the newest key.")
+        self.stdout.write(
+            ngettext(
+                "Re-encrypted the credentials of %(count)d account with the newest key.",
+                "Re-encrypted the credentials of %(count)d accounts with the newest key.",
+                rotated,
+            )
+            % {"count": rotated}
+        )
