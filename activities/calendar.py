@@ -30,6 +30,29 @@ class TimedEntry:
     starts: dt.datetime  # local to the viewer
     ends: dt.datetime
 
+    @property
+    def has_end(self) -> bool:
+        """False for an activity without a duration: it shows its start time only."""
+        return self.ends > self.starts
+
+    @property
+    def ends_same_day(self) -> bool:
+        return self.ends.date() == self.starts.date()
+
+    # Formatted here rather than with template filters: a month shows up to 500 of them.
+    @property
+    def start_iso(self) -> str:
+        return self.starts.isoformat()
+
+    @property
+    def start_label(self) -> str:
+        return f"{self.starts:%H:%M}"
+
+    @property
+    def end_label(self) -> str:
+        """``10:30``, or ``Fri 02:00`` for an item that ends on a later day."""
+        return f"{self.ends:%H:%M}" if self.ends_same_day else f"{self.ends:%a %H:%M}"
+
 
 @dataclass
 class CalendarDay:
@@ -135,7 +158,10 @@ def build_grid(
         starts = activity.start_at.astimezone(tz)
         cell = days.get(starts.date())
         if cell is not None:
-            ends = starts + (activity.duration or dt.timedelta(0))
+            # Added in UTC, then made local: across a DST change, wall-clock arithmetic is an hour off.
+            ends = (activity.start_at.astimezone(dt.UTC) + (activity.duration or dt.timedelta(0))).astimezone(
+                tz
+            )
             cell.timed.append(TimedEntry(activity=activity, starts=starts, ends=ends))
 
     for cell in days.values():

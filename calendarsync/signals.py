@@ -13,11 +13,19 @@ from django.db.models.signals import m2m_changed, post_init, post_save, pre_dele
 from django.dispatch import receiver
 from django.utils import timezone
 
-from activities.models import Activity, SyncStatus
+from activities.models import Activity
 from calendarsync.models import CalendarAccount, EventLink, LinkOrigin, LinkState, SyncPreferences
-from calendarsync.tracking import TRACKED_FIELDS, engine_is_writing, remember, synced_fields_changed
+from calendarsync.tracking import (
+    TRACKED_FIELDS,
+    engine_is_writing,
+    remember,
+    status_at_save,
+    synced_fields_changed,
+)
 
 _CHANGED = "_calsync_changed"
+# What status_at_save reads: the activity's time, its owner's time zone, its type's name.
+_STATUS_FIELDS = ("due_date", "start_at", "duration", "owner__time_zone", "type__name", "type__is_active")
 # update_fields names that can carry a tracked change (``type`` for ``type_id``).
 _TRACKED_NAMES = frozenset(TRACKED_FIELDS) | {"type"}
 
@@ -49,20 +57,32 @@ def _syncing_account_of(owner_id: int, activity_id: int, type_id: int) -> dict[s
 
 
 def _changed_for_sync(activity_ids: list[int]) -> None:
-    """Mark the activities pending (R9) and queue their owners' syncs (R8)."""
+    """Give the activities the sync status known now (R2, R9) and queue their owners' syncs (R8).
+
+    "Now" is an aware instant; an all-day item's day is judged in its owner's time zone, the
+    one the sync works in, never the server's or the editing user's.
+    """
     from calendarsync.tasks import request_sync
 
-    today = timezone.localdate()
-    rows = Activity.objects.filter(pk__in=activity_ids).values("pk", "owner_id", "type_id", "due_date")
+    now = timezone.now()
+    activities = (
+        Activity.objects.filter(pk__in=activity_ids).select_related("owner", "type").only(*_STATUS_FIELDS)
+    )
     requested: set[int] = set()
-    for row in rows:
-        account = _syncing_account_of(row["owner_id"], row["pk"], row["type_id"])
+    for activity in activities:
+        account = _syncing_account_of(activity.owner_id, activity.pk, activity.type_id)
         if account is None:
             continue
-        if row["due_date"] >= today and (account["type_selected"] or account["linked"]):
-            Activity.objects.filter(pk=row["pk"]).update(
-                sync_status=SyncStatus.PENDING, sync_error="", calendar_account_id=account["pk"]
-            )
+        status, reason = status_at_save(
+            activity,
+            now=now,
+            tz=activity.owner.tzinfo,
+            type_selected=account["type_selected"],
+            linked=account["linked"],
+        )
+        Activity.objects.filter(pk=activity.pk).update(
+            sync_status=status, sync_error=reason, calendar_account_id=account["pk"]
+        )
         if account["pk"] not in requested:
             requested.add(account["pk"])
             request_sync(account["pk"])

@@ -6,6 +6,11 @@ import datetime as dt
 
 from django import template
 
+from activities.models import Activity
+from activities.sync_display import SyncBadge, legend
+from activities.sync_display import sync_badge as badge_of
+from activities.type_colours import PRIVATE_CLASS, colour_class
+
 register = template.Library()
 
 
@@ -19,3 +24,23 @@ def duration_label(value: dt.timedelta | None) -> str:
     hours, minutes = divmod(minutes, 60)
     parts = [f"{days} d" if days else "", f"{hours} h" if hours else "", f"{minutes} min" if minutes else ""]
     return " ".join(part for part in parts if part) or "0 min"
+
+
+@register.simple_tag
+def sync_badge(activity: Activity) -> SyncBadge:
+    """``{% sync_badge activity as badge %}``: the status and account the activity shows (R9)."""
+    return badge_of(activity)
+
+
+@register.simple_tag
+def sync_legend() -> list[SyncBadge]:
+    """``{% sync_legend as badges %}``: one badge of each status, for the calendar's key."""
+    return legend()
+
+
+@register.filter
+def type_colour(activity: Activity) -> str:
+    """The CSS class of the activity type's colour (A2); none for a masked activity (A6)."""
+    if getattr(activity, "masked", False):
+        return PRIVATE_CLASS
+    return colour_class(activity.type.color)

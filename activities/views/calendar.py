@@ -8,7 +8,8 @@ from django.http import HttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
-from activities.calendar import build_grid, grid_range, parse_anchor, parse_view
+from activities.calendar import CalendarView, build_grid, grid_range, parse_anchor, parse_view
+from activities.calendar_week import build_week
 from activities.filters import ActivityFilterForm, SortChoice, days_condition, filter_activities, order_by_due
 from activities.views.common import HtmxHttpRequest, render_page_or_fragment
 from activities.visibility import visible_activities
@@ -46,6 +47,7 @@ def activity_calendar(request: HtmxHttpRequest) -> HttpResponse:
         "nav": "calendar",
         "form": form,
         "grid": grid,
+        "week": build_week(grid, tz=tz, now=now) if view is CalendarView.WEEK else None,
         "view": view.value,
         "anchor": anchor.isoformat(),
         "previous_date": grid.previous_anchor.isoformat(),
@@ -54,6 +56,8 @@ def activity_calendar(request: HtmxHttpRequest) -> HttpResponse:
         "limit": limit,
         "total": total,
         "truncated": total > limit,
+        # The key to the status glyphs, once any item shown has one.
+        "show_sync_legend": any(activity.sync_status for activity in shown),
         "viewer_tz": tz,
     }
     return render_page_or_fragment(request, "activities/calendar.html", "activities/_calendar.html", context)

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_http_methods
 from accounts.models import User
 from activities.filters import ActivityFilterForm, ActivityFilters, filter_activities, order_by_due
 from activities.models import Activity
+from activities.sync_display import sync_badge
 from activities.views.common import ROW_RELATIONS, HtmxHttpRequest, render_page_or_fragment
 from activities.visibility import PRIVATE_LABEL, visible_activities
 
@@ -106,7 +107,7 @@ def csv_row(activity: Activity, tz: dt.tzinfo) -> list[object]:
             "",
             "",
         ]
-    account = activity.calendar_account
+    badge = sync_badge(activity)
     return [
         _cell(activity.subject),
         _cell(activity.type.name),
@@ -121,8 +122,8 @@ def csv_row(activity: Activity, tz: dt.tzinfo) -> list[object]:
         _cell(activity.organization.name if activity.organization else ""),
         _cell(activity.note),
         "yes" if activity.done else "no",
-        activity.get_sync_status_display() if activity.sync_status else "",
-        account.email if account else "",
+        badge.label if badge.is_shown else "",
+        badge.account_email,
     ]
 
 

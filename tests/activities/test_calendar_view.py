@@ -10,6 +10,7 @@ from django.conf import settings
 from django.urls import reverse
 
 from activities.models import ActivityType, SyncStatus
+from tests.activities.calendar_html import calendar_items
 from tests.activities.conftest import all_day, berlin, bulk_timed, make_account, timed
 
 CALENDAR = reverse("activities:calendar")
@@ -18,18 +19,8 @@ pytestmark = pytest.mark.usefixtures("frozen_now")
 
 
 def items(response) -> list[str]:
-    """The calendar items' text in page order, tags stripped and whitespace squeezed."""
-    html = response.content.decode()
-    found = re.findall(
-        r'<(?:a|span) class="cal-item[^"]*" data-activity="\d+".*?</(?:a|span)>(?=\s*(?:<a class="cal-item|<span class="cal-item|</td>))',
-        html,
-        flags=re.S,
-    )
-    texts = []
-    for item in found:
-        without_badge = re.sub(r'<span class="badge.*?</span>', "", item, flags=re.S)
-        texts.append(" ".join(re.sub(r"<[^>]+>", " ", without_badge).split()))
-    return texts
+    """The calendar items' start time (or "All day") and subject, in page order."""
+    return [item.text for item in calendar_items(response.content.decode())]
 
 
 def cell_of(response, day: str) -> str:
@@ -55,9 +46,9 @@ def test_a8_week_view_has_seven_days_an_all_day_row_and_timed_items_in_order(own
     html = response.content.decode()
     assert response.status_code == 200
     assert "13 \N{EN DASH} 19 Jan 2025" in html
-    assert len(re.findall(r'<th scope="col"[^>]*><time datetime="2025-01-1\d"', html)) == 7
-    assert '<th scope="row" class="cal-rowhead">All day</th>' in html
-    assert items(response) == ["All day · Trade fair", "09:00 Morning call", "14:00 Afternoon demo"]
+    assert len(re.findall(r'<div class="wk-dayhead[^"]*"><time datetime="2025-01-1\d"', html)) == 7
+    assert '<div class="wk-rowhead">All day</div>' in html
+    assert items(response) == ["All day Trade fair", "09:00 Morning call", "14:00 Afternoon demo"]
 
 
 def test_a8_default_is_the_current_week(owner_client, owner):
@@ -114,8 +105,10 @@ def test_a8_items_show_sync_status_and_account(owner_client, owner):
         sync_status=SyncStatus.SYNCED,
         calendar_account=make_account(owner, "owner@gmail.test"),
     )
-    html = owner_client.get(CALENDAR).content.decode()
-    assert '<span class="badge synced" title="Synced with owner@gmail.test">Synced</span>' in html
+    [item] = calendar_items(owner_client.get(CALENDAR).content.decode())
+    assert item.sync_text == "\N{CHECK MARK} Synced"
+    assert item.images == ["/static/img/provider-google.svg"]
+    assert item.accessible_text == "09:00 \N{EN DASH} 09:30 Synced call Synced Google: owner@gmail.test"
 
 
 def test_a8_calendar_uses_the_list_filters(owner_client, owner, colleague):
@@ -227,3 +220,41 @@ def test_a8_bad_view_and_date_fall_back_to_this_week(owner_client):
     response = owner_client.get(CALENDAR, {"view": "decade", "date": "soon"})
     assert response.status_code == 200
     assert "13 \N{EN DASH} 19 Jan 2025" in response.content.decode()
+
+
+def test_a8_week_view_places_timed_items_on_their_days_hour_grid(owner_client, owner):
+    timed(owner, berlin(2025, 1, 15, 9, 0), subject="Standup")
+    timed(owner, berlin(2025, 1, 15, 9, 15), subject="Design review", duration=dt.timedelta(hours=1))
+    timed(owner, berlin(2025, 1, 16, 22, 0), subject="Night shift", duration=dt.timedelta(hours=4))
+    all_day(owner, dt.date(2025, 1, 15), subject="Trade fair")
+    html = owner_client.get(CALENDAR, {"view": "week", "date": "2025-01-15"}).content.decode()
+    placed = {(item.text, item.column, " ".join(item.placement)) for item in calendar_items(html)}
+    assert placed == {
+        ("All day Trade fair", "All day, Wednesday 15 January", ""),
+        ("09:00 Standup", "Wednesday 15 January", "wk-entry gs-37 gspan-2 lane-1-of-2"),
+        ("09:15 Design review", "Wednesday 15 January", "wk-entry gs-38 gspan-4 lane-2-of-2"),
+        ("22:00 Night shift", "Thursday 16 January", "wk-entry gs-89 gspan-8 lane-1-of-1 continues-after"),
+        ("22:00 Night shift", "Friday 17 January", "wk-entry gs-1 gspan-8 lane-1-of-1 continues-before"),
+    }
+    [continued] = [item for item in calendar_items(html) if "continues-before" in item.placement]
+    assert continued.accessible_text.startswith("22:00 \N{EN DASH} Fri 02:00 Night shift (continued)")
+    # Hours 00:00-23:00 label the grid, which opens at 07:00; "now" is marked in today's column.
+    assert len(re.findall(r'<span class="wk-hour gs-\d+ gspan-4" data-hour="\d+">', html)) == 24
+    assert 'data-scroll-hour="7"' in html
+    assert re.search(r'<ol class="wk-day today" aria-label="Monday 13 January">.*?wk-now gs-41', html, re.S)
+
+
+def test_a8_week_query_count_is_constant(django_assert_max_num_queries, owner_client, owner, colleague):
+    account = make_account(owner)
+    start = berlin(2025, 1, 13, 0, 0)
+    bulk_timed(
+        owner, [start + dt.timedelta(minutes=20 * index) for index in range(300)], calendar_account=account
+    )
+    bulk_timed(
+        colleague, [start + dt.timedelta(minutes=25 * index) for index in range(250)], visibility="owner"
+    )
+    owner_client.get(CALENDAR)  # warm up the session
+    with django_assert_max_num_queries(10):
+        response = owner_client.get(CALENDAR, {"view": "week", "date": "2025-01-15", "owner": "all"})
+    # 500 activities; one running past midnight shows in two day columns.
+    assert len({item.pk for item in calendar_items(response.content.decode())}) == 500

@@ -90,7 +90,10 @@ def test_a7_unsynced_row_shows_dashes_for_sync_status_and_account(owner_client, 
 def test_a7_sync_error_badge(owner_client, owner):
     timed(owner, berlin(2025, 1, 14, 11, 0), sync_status=SyncStatus.ERROR, sync_error="Quota exceeded")
     html = owner_client.get(LIST).content.decode()
-    assert '<span class="badge error" title="Error: Quota exceeded">Error</span>' in html
+    assert (
+        '<span class="badge error" title="Error: Quota exceeded"><span class="badge-glyph" aria-hidden="true">!</span>'
+        '<span class="badge-text">Error</span></span>'
+    ) in html
 
 
 def test_a7_all_day_activity_shows_all_day(owner_client, owner):
