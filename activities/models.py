@@ -12,13 +12,14 @@ from django.db.models import F, Q
 
 from accounts.models import Company
 
-DEFAULT_ACTIVITY_TYPES: tuple[tuple[str, str], ...] = (
-    ("Call", "call"),
-    ("Meeting", "meeting"),
-    ("Task", "task"),
-    ("Deadline", "deadline"),
-    ("Email", "email"),
-    ("Lunch", "lunch"),
+# (name, icon, colour): each default type has its own colour, so calendars tell them apart (A2).
+DEFAULT_ACTIVITY_TYPES: tuple[tuple[str, str, str], ...] = (
+    ("Call", "call", "#0f9f8f"),
+    ("Meeting", "meeting", "#4f6bed"),
+    ("Task", "task", "#f97316"),
+    ("Deadline", "deadline", "#e03e3e"),
+    ("Email", "email", "#9333ea"),
+    ("Lunch", "lunch", "#22a34a"),
 )
 
 

@@ -19,8 +19,8 @@ def create_default_activity_types(
         return
     ActivityType.objects.bulk_create(
         [
-            ActivityType(company=instance, name=name, icon=icon, is_default=True, order=index)
-            for index, (name, icon) in enumerate(DEFAULT_ACTIVITY_TYPES)
+            ActivityType(company=instance, name=name, icon=icon, color=color, is_default=True, order=index)
+            for index, (name, icon, color) in enumerate(DEFAULT_ACTIVITY_TYPES)
         ],
         ignore_conflicts=True,
     )

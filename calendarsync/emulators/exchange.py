@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import secrets
 import threading
 from collections import Counter
@@ -25,15 +26,18 @@ from dataclasses import dataclass
 from typing import Any
 from wsgiref.types import StartResponse, WSGIEnvironment
 
+from calendarsync.emulators.exchange_occurrences import check_occurrence_move
 from calendarsync.emulators.exchange_ops import OPERATIONS
-from calendarsync.emulators.exchange_resolve import Context
+from calendarsync.emulators.exchange_resolve import ACCESS_DENIED, ITEM_NOT_FOUND, Context
 from calendarsync.emulators.exchange_state import (
     CALENDAR,
     DELETED_ITEMS,
     ExchangeState,
+    ItemFault,
     Mailbox,
     StoredItem,
     data_summary,
+    now,
     parse_occurrence_id,
     validate_item,
 )
@@ -54,6 +58,11 @@ __all__ = ["EWS_PATH", "FAULT_KINDS", "EwsError", "ExchangeEmulator"]
 
 EWS_PATH = "/EWS/Exchange.asmx"
 FAULT_KINDS = ("500", "busy", "timeout", "reset", "busy-item")
+# The message texts Exchange sends with the response codes a refused item gets.
+ITEM_REFUSALS = {
+    "ErrorAccessDenied": ACCESS_DENIED,
+    "ErrorItemNotFound": ITEM_NOT_FOUND,
+}
 DEFAULT_TIMEOUT_SECONDS = 5.0
 BUSY_MESSAGE = "The server cannot service this request right now. Try again later."
 # What Microsoft's front end says when a password works but the account demands a second factor.
@@ -228,9 +237,22 @@ class ExchangeEmulator:
         with self.state.lock:
             self._faults.append(Fault(kind, count, operation, back_off_ms))
 
+    def inject_item_fault(
+        self, item_id: str, response_code: str = "ErrorAccessDenied", count: int = 1
+    ) -> None:
+        """Refuse the next `count` UpdateItem or DeleteItem of one item or occurrence: that item's
+        response message carries `response_code` (ErrorAccessDenied: the user may not change it),
+        the rest of the request goes on."""
+        if count < 1:
+            raise ValueError("count must be positive")
+        message = ITEM_REFUSALS.get(response_code, response_code)
+        with self.state.lock:
+            self.state.item_faults[item_id] = ItemFault(response_code, message, count)
+
     def clear_faults(self) -> None:
         with self.state.lock:
             self._faults.clear()
+            self.state.item_faults.clear()
 
     def request_counts(self) -> dict[str, int]:
         """EWS requests per operation name (GetFolder, SyncFolderItems, ...) and refused logins ("401")."""
@@ -316,6 +338,7 @@ class ExchangeEmulator:
                 data = item_data(changes, base=instance.data)
                 data.recurrence = None
                 validate_item(data)
+                check_occurrence_move(master, occurrence[1], data)
                 master.exceptions[occurrence[1]] = data
                 self.state.touch(master)
                 return describe(master)
@@ -359,6 +382,29 @@ class ExchangeEmulator:
                 }
             item = mailbox.folder(CALENDAR).items.get(item_id)
             return None if item is None else describe(item)
+
+    def user_list_occurrences(self, email: str, item_id: str) -> list[dict[str, Any]]:
+        """A series' occurrences as Outlook shows them (deleted ones left out, changed ones as
+        changed), with their ids and original starts; for a series without an end, up to a year
+        past today."""
+        with self.state.lock:
+            master = self._calendar_item(self.state.mailbox(email), item_id)
+            if not master.is_master:
+                raise KeyError(f"{item_id!r} is not a recurring series")
+            horizon = max(master.data.start, now()) + dt.timedelta(days=366)
+            return [
+                {
+                    **data_summary(instance.data),
+                    "id": instance.id,
+                    "change_key": master.change_key,
+                    "series_id": master.id,
+                    "uid": master.uid,
+                    "last_modified": master.modified.isoformat(),
+                    "original_start": instance.original_start.isoformat(),
+                    "is_exception": instance.is_exception,
+                }
+                for instance in master.instances(horizon)
+            ]
 
     def user_list_events(self, email: str, *, include_deleted: bool = False) -> list[dict[str, Any]]:
         """The calendar's items (a series once, not expanded), by start; with Deleted Items if asked."""

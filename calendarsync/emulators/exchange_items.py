@@ -22,6 +22,7 @@ from calendarsync.emulators.exchange_state import (
     ItemData,
     Mailbox,
     StoredItem,
+    occurrence_id,
 )
 from calendarsync.emulators.exchange_xml import (
     EwsError,
@@ -210,6 +211,40 @@ def _recurrence_node(recurrence: EwsRecurrence | None) -> Node | None:
     return node("t:Recurrence").extend([pattern, span])
 
 
+def _modified_occurrences_node(view: View) -> Node | None:
+    """A master's changed occurrences: their ids, times now and original starts."""
+    master = view.stored
+    if view.kind != "RecurringMaster" or not master.exceptions:
+        return None
+    container = node("t:ModifiedOccurrences")
+    for original_start in sorted(master.exceptions):
+        data = master.exceptions[original_start]
+        container.add(
+            node("t:Occurrence").extend(
+                [
+                    node(
+                        "t:ItemId", Id=occurrence_id(master.id, original_start), ChangeKey=master.change_key
+                    ),
+                    node("t:Start", format_datetime(data.start)),
+                    node("t:End", format_datetime(data.end)),
+                    node("t:OriginalStart", format_datetime(original_start)),
+                ]
+            )
+        )
+    return container
+
+
+def _deleted_occurrences_node(view: View) -> Node | None:
+    """A master's deleted occurrences, by their original start."""
+    master = view.stored
+    if view.kind != "RecurringMaster" or not master.deleted_occurrences:
+        return None
+    return node("t:DeletedOccurrences").extend(
+        node("t:DeletedOccurrence").add(node("t:Start", format_datetime(original_start)))
+        for original_start in sorted(master.deleted_occurrences)
+    )
+
+
 def _zone_node(tag: str, zone_id: str) -> Node:
     return node(tag, Id=zone_id, Name=zone_id)
 
@@ -256,6 +291,8 @@ RENDERERS: dict[str, Renderer] = {
     "calendar:Recurrence": lambda v, _: _recurrence_node(
         v.data.recurrence if v.kind == "RecurringMaster" else None
     ),
+    "calendar:ModifiedOccurrences": lambda v, _: _modified_occurrences_node(v),
+    "calendar:DeletedOccurrences": lambda v, _: _deleted_occurrences_node(v),
     "calendar:StartTimeZone": lambda v, _: _zone_node("t:StartTimeZone", v.data.start_tz),
     "calendar:EndTimeZone": lambda v, _: _zone_node("t:EndTimeZone", v.data.end_tz),
 }

@@ -15,6 +15,7 @@ from xml.etree.ElementTree import Element
 
 from calendarsync.emulators.exchange_find import find_item
 from calendarsync.emulators.exchange_items import Shape, View, id_only, render_item
+from calendarsync.emulators.exchange_occurrences import check_occurrence_move
 from calendarsync.emulators.exchange_parse import apply_update, parse_new_item
 from calendarsync.emulators.exchange_resolve import (
     ACCESS_DENIED,
@@ -206,6 +207,7 @@ def _update_one(ctx: Context, change: Element, resolution: str) -> Node:
     if id_elem is None or updates is None:
         raise EwsError("ErrorSchemaValidation", "An ItemChange needs an item id and updates.")
     view, change_key = resolve_item(ctx, id_elem)
+    ctx.state.take_item_fault(view.id)
     # A stale ChangeKey: someone changed the item since the client read it. Exchange only
     # overwrites with AlwaysOverwrite; this emulator resolves nothing automatically either.
     if change_key is not None and change_key != view.change_key and resolution != "AlwaysOverwrite":
@@ -221,6 +223,7 @@ def _update_one(ctx: Context, change: Element, resolution: str) -> Node:
     if view.original_start is not None:
         data.recurrence = None
         validate_item(data)
+        check_occurrence_move(master, view.original_start, data)
         master.exceptions[view.original_start] = data
         ctx.state.touch(master)
         rendered_id = View(
@@ -253,6 +256,7 @@ def delete_item(ctx: Context, request: Element) -> bytes:
     for id_elem in children(request, m("ItemIds")):
         try:
             view, _ = resolve_item(ctx, id_elem)
+            ctx.state.take_item_fault(view.id)
         except EwsError as error:
             messages.append(response_message("DeleteItem", error=error))
             continue

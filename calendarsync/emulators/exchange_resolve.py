@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from xml.etree.ElementTree import Element
@@ -12,6 +13,7 @@ from calendarsync.emulators.exchange_state import (
     Folder,
     Mailbox,
     StoredItem,
+    now,
     parse_occurrence_id,
 )
 from calendarsync.emulators.exchange_xml import (
@@ -95,6 +97,12 @@ def resolve_item(ctx: Context, elem: Element) -> tuple[View, str | None]:
             raise EwsError("ErrorItemNotFound", ITEM_NOT_FOUND)
         instance = master.instance_by_index(index)
         if instance is None:
+            slots = master.slots(max(master.data.start, now()) + dt.timedelta(days=3660))
+            if 1 <= index <= len(slots) and slots[index - 1][0] in master.deleted_occurrences:
+                raise EwsError(
+                    "ErrorCalendarOccurrenceIsDeletedFromRecurrence",
+                    "Occurrence with this index was previously deleted from the recurrence.",
+                )
             raise EwsError(
                 "ErrorCalendarOccurrenceIndexIsOutOfRecurrenceRange", "Occurrence index is out of range."
             )

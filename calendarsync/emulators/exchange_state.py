@@ -217,6 +217,18 @@ class StoredItem:
                 return instance
         return None
 
+    def slots(self, until: dt.datetime) -> list[tuple[dt.datetime, dt.datetime]]:
+        """Every occurrence the pattern makes before ``until`` (deleted ones too): original start, end."""
+        recurrence = self.data.recurrence
+        if recurrence is None:
+            return []
+        first, last = self.local_span()
+        zone = zone_of(self.data.start_tz)
+        return [
+            (_instant(occurrence, zone, start=True), _instant(occurrence, zone, start=False))
+            for occurrence in expand(recurrence.rule(), first, last, horizon=until)
+        ]
+
 
 def _instant(occurrence: Occurrence, zone: dt.tzinfo, *, start: bool) -> dt.datetime:
     value = occurrence.start if start else occurrence.end
@@ -298,6 +310,15 @@ class Mailbox:
 
 
 @dataclass
+class ItemFault:
+    """A refusal waiting for the next UpdateItem or DeleteItem of one item or occurrence."""
+
+    code: str
+    message: str
+    remaining: int = 1
+
+
+@dataclass
 class SyncStateRecord:
     email: str
     folder_id: str
@@ -313,6 +334,8 @@ class ExchangeState:
     def reset(self) -> None:
         self.mailboxes: dict[str, Mailbox] = {}
         self.sync_states: dict[str, SyncStateRecord] = {}
+        # Item (or occurrence) id -> the refusal its next UpdateItem or DeleteItem gets.
+        self.item_faults: dict[str, ItemFault] = {}
         self.seq = 0
 
     # -- mailboxes -----------------------------------------------------------------------
@@ -360,6 +383,16 @@ class ExchangeState:
     def next_seq(self) -> int:
         self.seq += 1
         return self.seq
+
+    def take_item_fault(self, item_id: str) -> None:
+        """Raise the refusal waiting for a change to this item, if any (and use it up)."""
+        fault = self.item_faults.get(item_id)
+        if fault is None:
+            return
+        fault.remaining -= 1
+        if fault.remaining <= 0:
+            del self.item_faults[item_id]
+        raise EwsError(fault.code, fault.message)
 
     # -- items ---------------------------------------------------------------------------
 

@@ -26,23 +26,33 @@ from calendarsync.emulators.google_calendar import (
     handle_calendar_request,
     parse_batch,
 )
-from calendarsync.emulators.google_events import (
-    as_instant,
-    delete_event,
-    insert_event,
-    render,
-    timing_of,
-    update_event,
-)
+from calendarsync.emulators.google_events import as_instant, insert_event, render, timing_of
 from calendarsync.emulators.google_http import ApiError, JsonDict, Request, Response
+from calendarsync.emulators.google_instances import delete_any, find_instance, series_views, update_any
 from calendarsync.emulators.google_oauth import OAuthEndpoints
 from calendarsync.emulators.google_pages import handle_control, handle_demo
-from calendarsync.emulators.google_state import Calendar, EmulatorState, OAuthClient
+from calendarsync.emulators.google_state import Calendar, EmulatorState, EventFault, OAuthClient
 from calendarsync.emulators.server import DropConnection
 
 __all__ = ["FAULT_KINDS", "ApiError", "GoogleEmulator"]
 
 FAULT_KINDS = ("500", "503", "429", "403-rate", "403-user-rate", "timeout", "reset")
+# What Google answers when it refuses one event, by reason: status, domain, message.
+# https://developers.google.com/calendar/api/guides/errors
+EVENT_REFUSALS: dict[str, tuple[int, str, str]] = {
+    "forbiddenForNonOrganizer": (
+        403,
+        "calendar",
+        "Shared properties can only be changed by the organizer of the event.",
+    ),
+    "forbidden": (403, "global", "Forbidden"),
+    "notFound": (404, "global", "Not Found"),
+    "deleted": (410, "global", "Resource has been deleted"),
+    "invalid": (400, "global", "Invalid value"),
+    "badRequest": (400, "global", "Bad Request"),
+    "conditionNotMet": (412, "global", "Precondition Failed"),
+}
+DEFAULT_EVENT_REFUSAL = {403: "forbiddenForNonOrganizer", 404: "notFound", 410: "deleted", 400: "invalid"}
 DEFAULT_TIMEOUT_SECONDS = 5.0
 
 _OAUTH_ROUTES = {
@@ -220,9 +230,29 @@ class GoogleEmulator:
         with self.state.lock:
             self._faults.append(Fault(kind, count, path_contains, retry_after, method))
 
+    def inject_event_fault(
+        self, event_id: str, status: int = 403, reason: str | None = None, count: int = 1
+    ) -> None:
+        """Refuse the next `count` writes (patch, update, delete) to one event or instance.
+
+        The refusal is Google's error for `reason` (default for 403: forbiddenForNonOrganizer,
+        what a change to an event organized by someone else gets); other requests go on.
+        """
+        chosen = reason or DEFAULT_EVENT_REFUSAL.get(status)
+        if chosen is None:
+            raise ValueError(f"give a reason for status {status}")
+        known_status, domain, message = EVENT_REFUSALS.get(chosen, (status, "global", chosen))
+        if known_status != status:
+            raise ValueError(f"Google answers {chosen!r} with {known_status}, not {status}")
+        if count < 1:
+            raise ValueError("count must be positive")
+        with self.state.lock:
+            self.state.event_faults[event_id] = EventFault(status, chosen, message, domain, count)
+
     def clear_faults(self) -> None:
         with self.state.lock:
             self._faults.clear()
+            self.state.event_faults.clear()
 
     def request_counts(self) -> dict[str, int]:
         with self.state.lock:
@@ -295,27 +325,50 @@ class GoogleEmulator:
     def user_update_event(
         self, email: str, event_id: str, changes: dict[str, Any], calendar_id: str = "primary"
     ) -> dict[str, Any]:
-        """Change an event as the user does (patch semantics: only the given fields change)."""
+        """Change an event, or one instance of a series ("this event" in Google Calendar), as the
+        user does (patch semantics: only the given fields change)."""
         with self.state.lock:
             calendar = self._user_calendar(email, calendar_id)
-            if event_id not in calendar.events:
+            if event_id not in calendar.events and find_instance(calendar, event_id) is None:
                 raise KeyError(f"no event {event_id!r} in {calendar.id!r}")
-            return render(update_event(self.state, calendar, event_id, changes, patch=True, lenient=True))
+            return render(update_any(self.state, calendar, event_id, changes, patch=True, lenient=True))
 
     def user_delete_event(self, email: str, event_id: str, calendar_id: str = "primary") -> None:
+        """Delete an event (a whole series), or one instance of a series."""
         with self.state.lock:
             calendar = self._user_calendar(email, calendar_id)
-            if event_id not in calendar.events:
+            if event_id not in calendar.events and find_instance(calendar, event_id) is None:
                 raise KeyError(f"no event {event_id!r} in {calendar.id!r}")
-            delete_event(self.state, calendar, event_id)
+            delete_any(self.state, calendar, event_id)
 
     def user_get_event(
         self, email: str, event_id: str, calendar_id: str = "primary"
     ) -> dict[str, Any] | None:
-        """The stored event (a deleted one with status 'cancelled'), or None if it never existed."""
+        """The stored event or instance (a deleted one with status 'cancelled'), or None if it never existed."""
         with self.state.lock:
-            stored = self._user_calendar(email, calendar_id).events.get(event_id)
-            return None if stored is None else copy.deepcopy(stored.resource)
+            calendar = self._user_calendar(email, calendar_id)
+            stored = calendar.events.get(event_id)
+            if stored is not None:
+                return copy.deepcopy(stored.resource)
+            ref = find_instance(calendar, event_id)
+            return None if ref is None else copy.deepcopy(ref.current)
+
+    def user_list_instances(
+        self, email: str, event_id: str, calendar_id: str = "primary", include_cancelled: bool = False
+    ) -> list[dict[str, Any]]:
+        """The instances of a recurring event as the user's calendar shows them, by original start.
+
+        Changed ones are their exceptions; cancelled ones come only with `include_cancelled`.
+        """
+        with self.state.lock:
+            calendar = self._user_calendar(email, calendar_id)
+            stored = calendar.events.get(event_id)
+            if stored is None or not stored.recurring:
+                raise KeyError(f"no recurring event {event_id!r} in {calendar.id!r}")
+            views = [
+                view for view, cancelled in series_views(stored, None) if include_cancelled or not cancelled
+            ]
+        return sorted(views, key=_original_start_key)
 
     def user_list_events(
         self, email: str, calendar_id: str = "primary", include_deleted: bool = False
@@ -343,6 +396,11 @@ class GoogleEmulator:
         """Access tokens expire now: the API answers 401 until the client refreshes."""
         with self.state.lock:
             self.state.expire_access_tokens(email)
+
+
+def _original_start_key(resource: JsonDict) -> tuple[Any, str]:
+    original = resource["originalStartTime"]
+    return as_instant(timing_of({"start": original, "end": original}).start), str(resource["id"])
 
 
 def _start_key(resource: JsonDict) -> tuple[Any, str]:

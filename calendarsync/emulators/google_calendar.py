@@ -9,7 +9,7 @@ import secrets
 import zlib
 from dataclasses import dataclass
 
-from calendarsync.emulators.google_events import delete_event, get_event, insert_event, render, update_event
+from calendarsync.emulators.google_events import insert_event, render
 from calendarsync.emulators.google_http import (
     ApiError,
     JsonDict,
@@ -18,6 +18,7 @@ from calendarsync.emulators.google_http import (
     empty_response,
     json_response,
 )
+from calendarsync.emulators.google_instances import delete_any, get_event, list_instances, update_any
 from calendarsync.emulators.google_listing import list_events
 from calendarsync.emulators.google_state import (
     CALENDAR_READONLY_SCOPE,
@@ -59,12 +60,18 @@ def endpoint_name(method: str, segments: list[str]) -> str:
                 "PUT": "events.update",
                 "DELETE": "events.delete",
             }.get(method, "")
+        case ["calendars", _, "events", _, "instances"] if method == "GET":
+            return "events.instances"
     return ""
 
 
 def _required_scopes(name: str) -> frozenset[str]:
     if name.startswith("events."):
-        return EVENT_READ_SCOPES if name in ("events.list", "events.get") else EVENT_WRITE_SCOPES
+        return (
+            EVENT_READ_SCOPES
+            if name in ("events.list", "events.get", "events.instances")
+            else EVENT_WRITE_SCOPES
+        )
     return CALENDAR_READ_SCOPES
 
 
@@ -172,15 +179,19 @@ def handle_calendar_request(
     if name == "events.insert":
         return _with_etag(render(insert_event(state, calendar, req.json())))
     event_id = segments[3]
+    if name == "events.instances":
+        return json_response(list_instances(state, calendar, event_id, req))
     if name == "events.get":
         resource = get_event(calendar, event_id)
         if req.header("if-none-match") == resource.get("etag"):
             return empty_response(304)
         return _with_etag(resource)
+    # A refusal the operator injected for this one event (e.g. 403 forbiddenForNonOrganizer).
+    state.take_event_fault(event_id)
     if name == "events.delete":
-        delete_event(state, calendar, event_id, req.header("if-match"))
+        delete_any(state, calendar, event_id, req.header("if-match"))
         return empty_response(204)
-    stored = update_event(
+    stored = update_any(
         state, calendar, event_id, req.json(), patch=name == "events.patch", if_match=req.header("if-match")
     )
     return _with_etag(render(stored))

@@ -265,7 +265,7 @@ def clean_body(body: JsonDict, calendar: Calendar, *, lenient: bool = False) -> 
     return cleaned
 
 
-def _ordered(resource: JsonDict) -> JsonDict:
+def ordered(resource: JsonDict) -> JsonDict:
     return {key: resource[key] for key in FIELD_ORDER if key in resource}
 
 
@@ -274,7 +274,7 @@ def html_link(event_id: str, calendar_id: str) -> str:
     return f"https://www.google.com/calendar/event?eid={eid}"
 
 
-def _stamp(state: EmulatorState, stored_or_resource: JsonDict) -> int:
+def stamp(state: EmulatorState, stored_or_resource: JsonDict) -> int:
     seq = state.next_seq()
     stored_or_resource["etag"] = state.etag(seq)
     stored_or_resource["updated"] = format_timestamp(now())
@@ -314,8 +314,8 @@ def insert_event(
         "eventType": "default",
         **fields,
     }
-    seq = _stamp(state, resource)
-    stored = StoredEvent(resource=_ordered(resource), changed_seq=seq)
+    seq = stamp(state, resource)
+    stored = StoredEvent(resource=ordered(resource), changed_seq=seq)
     calendar.events[event_id] = stored
     return stored
 
@@ -323,33 +323,26 @@ def insert_event(
 def _live_event(calendar: Calendar, event_id: str) -> StoredEvent:
     stored = calendar.events.get(event_id)
     if stored is None or stored.deleted:
-        instance = INSTANCE_ID_PATTERN.fullmatch(event_id) if stored is None else None
-        if instance is not None and instance["series"] in calendar.events:
-            raise ApiError(
-                400,
-                "invalid",
-                "The emulator does not support changing single instances of a recurring event.",
-            )
         raise not_found()
     return stored
 
 
-def _check_if_match(stored: StoredEvent, if_match: str | None) -> None:
+def check_if_match(resource: JsonDict, if_match: str | None) -> None:
     if if_match is None:
         return
     etags = [tag.strip() for tag in if_match.split(",")]
-    if "*" not in etags and stored.resource["etag"] not in etags:
+    if "*" not in etags and resource["etag"] not in etags:
         raise ApiError(412, "conditionNotMet", "Precondition Failed")
 
 
-def _merge_patch(current: JsonDict, patch: JsonDict) -> JsonDict:
+def merge_patch(current: JsonDict, patch: JsonDict) -> JsonDict:
     """Google's patch semantics: nested objects merge, arrays and event times are replaced."""
     merged = copy.deepcopy(current)
     for key, value in patch.items():
         if value is None:
             merged.pop(key, None)
         elif isinstance(value, dict) and isinstance(merged.get(key), dict) and key not in ("start", "end"):
-            merged[key] = _merge_patch(merged[key], value)
+            merged[key] = merge_patch(merged[key], value)
         else:
             merged[key] = copy.deepcopy(value)
     return merged
@@ -366,11 +359,11 @@ def update_event(
     lenient: bool = False,
 ) -> StoredEvent:
     stored = _live_event(calendar, event_id)
-    _check_if_match(stored, if_match)
+    check_if_match(stored.resource, if_match)
     old = stored.resource
     if patch:
         writable = {key: value for key, value in old.items() if key not in SERVER_FIELDS}
-        body = _merge_patch(writable, {key: value for key, value in body.items() if key not in SERVER_FIELDS})
+        body = merge_patch(writable, {key: value for key, value in body.items() if key not in SERVER_FIELDS})
     fields = clean_body(body, calendar, lenient=lenient)
     if fields.get("status") == "cancelled":
         delete_event(state, calendar, event_id)
@@ -383,9 +376,9 @@ def update_event(
     resource["sequence"] = max(
         int(fields.get("sequence", 0)), int(old.get("sequence", 0)) + int(timing_changed)
     )
-    _retire_instances(stored, old, resource)
-    stored.changed_seq = _stamp(state, resource)
-    stored.resource = _ordered(resource)
+    _retire_instances(state, stored, old, resource)
+    stored.changed_seq = stamp(state, resource)
+    stored.resource = ordered(resource)
     return stored
 
 
@@ -396,9 +389,19 @@ def delete_event(
     if stored is not None and stored.deleted:
         raise ApiError(410, "deleted", "Resource has been deleted")
     stored = _live_event(calendar, event_id)
-    _check_if_match(stored, if_match)
+    check_if_match(stored.resource, if_match)
     stored.resource["status"] = "cancelled"
-    stored.changed_seq = _stamp(state, stored.resource)
+    stored.changed_seq = stamp(state, stored.resource)
+    # Deleting a recurring event deletes all its instances, the changed ones too.
+    for exception in stored.exceptions.values():
+        if not exception.deleted:
+            cancel_stored(state, exception)
+
+
+def cancel_stored(state: EmulatorState, stored: StoredEvent) -> None:
+    """Mark an event (or instance exception) cancelled; its details stay, as on the organizer's calendar."""
+    stored.resource["status"] = "cancelled"
+    stored.changed_seq = stamp(state, stored.resource)
 
 
 # -- rendering -------------------------------------------------------------------------------
@@ -411,7 +414,7 @@ def cancelled_view(resource: JsonDict) -> JsonDict:
     for key in ("recurringEventId", "originalStartTime"):
         if key in resource:
             view[key] = resource[key]
-    return _ordered(view)
+    return ordered(view)
 
 
 def render(stored: StoredEvent) -> JsonDict:
@@ -446,7 +449,7 @@ def instance_view(series: JsonDict, occurrence: Occurrence) -> JsonDict:
     instance["end"] = _event_time(occurrence.end, series["end"].get("timeZone"))
     instance["recurringEventId"] = series["id"]
     instance["originalStartTime"] = _event_time(occurrence.start, zone_name)
-    return _ordered(instance)
+    return ordered(instance)
 
 
 def instances(stored: StoredEvent, horizon: dt.datetime | None = None) -> list[JsonDict]:
@@ -455,28 +458,22 @@ def instances(stored: StoredEvent, horizon: dt.datetime | None = None) -> list[J
     return [cancelled_view(view) for view in views] if stored.deleted else views
 
 
-def _retire_instances(stored: StoredEvent, old: JsonDict, new: JsonDict) -> None:
+def _retire_instances(state: EmulatorState, stored: StoredEvent, old: JsonDict, new: JsonDict) -> None:
+    """Instances the new version of a series lacks are cancelled (reported so by sync).
+
+    A changed instance (exception) survives a change of its series while the series still has
+    an instance at its original start; otherwise it is cancelled with the rest, and comes back
+    as a plain instance if a later version has that start again. One the user cancelled stays so.
+    """
     old_views = {view["id"]: view for view in instances(stored)} if old.get("recurrence") else {}
     new_ids = {view["id"] for view in (instances(StoredEvent(new, 0)) if new.get("recurrence") else [])}
     for instance_id, view in old_views.items():
-        if instance_id not in new_ids:
+        if instance_id not in new_ids and instance_id not in stored.exceptions:
             stored.retired_instances[instance_id] = cancelled_view(view)
     for instance_id in new_ids:
-        stored.retired_instances.pop(instance_id, None)
-
-
-def get_event(calendar: Calendar, event_id: str) -> JsonDict:
-    stored = calendar.events.get(event_id)
-    if stored is not None:
-        if stored.deleted:
-            raise not_found()
-        return render(stored)
-    match = INSTANCE_ID_PATTERN.fullmatch(event_id)
-    series = calendar.events.get(match["series"]) if match else None
-    if match and series is not None and series.recurring and not series.deleted:
-        stamp = match["stamp"]
-        day = dt.datetime.strptime(stamp[:8], "%Y%m%d").replace(tzinfo=dt.UTC)
-        for view in instances(series, horizon=day + dt.timedelta(days=2)):
-            if view["id"] == event_id:
-                return view
-    raise not_found()
+        if stored.retired_instances.pop(instance_id, None) is not None:
+            stored.exceptions.pop(instance_id, None)
+    for instance_id, exception in stored.exceptions.items():
+        if instance_id not in new_ids and not exception.deleted:
+            cancel_stored(state, exception)
+            stored.retired_instances[instance_id] = cancelled_view(exception.resource)

@@ -12,16 +12,10 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from calendarsync.emulators.google_events import (
-    as_instant,
-    cancelled_view,
-    instance_view,
-    occurrences,
-    render,
-    timing_of,
-)
+from calendarsync.emulators.google_events import as_instant, cancelled_view, render, timing_of
 from calendarsync.emulators.google_http import ApiError, JsonDict, Request, format_timestamp, parse_timestamp
-from calendarsync.emulators.google_state import Calendar, EmulatorState, PageCursor, StoredEvent, now
+from calendarsync.emulators.google_instances import exception_view, series_views
+from calendarsync.emulators.google_state import Calendar, EmulatorState, PageCursor, now
 
 DEFAULT_MAX_RESULTS = 250
 MAX_MAX_RESULTS = 2500
@@ -140,12 +134,6 @@ def _overlaps(view: JsonDict, query: ListQuery) -> bool:
     return not (query.time_min is not None and end <= query.time_min and start < query.time_min)
 
 
-def _series_views(stored: StoredEvent, horizon: dt.datetime | None) -> list[JsonDict]:
-    return [
-        instance_view(stored.resource, occurrence) for occurrence in occurrences(stored.resource, horizon)
-    ]
-
-
 def _full_listing(calendar: Calendar, query: ListQuery) -> list[JsonDict]:
     include_deleted = query.show_deleted or query.updated_min is not None
     rows: list[tuple[Any, JsonDict]] = []
@@ -157,45 +145,62 @@ def _full_listing(calendar: Calendar, query: ListQuery) -> list[JsonDict]:
             key = (_span(sort_source)[0], view["id"])
         rows.append((key, cancelled_view(view) if deleted else view))
 
+    def wanted(resource: JsonDict) -> bool:
+        if query.updated_min is not None and parse_timestamp(resource["updated"]) < query.updated_min:
+            return False
+        return _matches(resource, query)
+
     for stored in calendar.events.values():
         resource = stored.resource
         if stored.deleted and not include_deleted:
             continue
-        if query.updated_min is not None and parse_timestamp(resource["updated"]) < query.updated_min:
-            continue
-        if not _matches(resource, query):
-            continue
         if stored.recurring:
-            views = [view for view in _series_views(stored, query.time_max) if _overlaps(view, query)]
+            views = series_views(stored, query.time_max)
             if query.single_events:
-                for view in views:
-                    add(view, view, stored.deleted)
-            elif views:
-                add(render(stored), resource, False)
-        elif _overlaps(resource, query):
+                # Both flags true: cancelled instances too; singleEvents alone: live instances only.
+                for view, cancelled in views:
+                    if (include_deleted or not cancelled) and wanted(view) and _overlaps(view, query):
+                        add(view, view, cancelled)
+            else:
+                if wanted(resource) and any(_overlaps(view, query) for view, _ in views):
+                    add(render(stored), resource, False)
+                # The series' changed instances come as events of their own; cancelled ones even
+                # without showDeleted (the parameter's description), unless the series is deleted.
+                for exception in stored.exceptions.values():
+                    if exception.deleted and stored.deleted and not include_deleted:
+                        continue
+                    if wanted(exception.resource) and _overlaps(exception.resource, query):
+                        add(exception_view(stored, exception), exception.resource, False)
+        elif wanted(resource) and _overlaps(resource, query):
             add(render(stored), resource, False)
         if query.single_events and include_deleted:
-            for retired in stored.retired_instances.values():
-                if _overlaps(retired, query):
+            for instance_id, retired in stored.retired_instances.items():
+                # A retired exception is listed once, as the cancelled exception it now is.
+                if instance_id not in stored.exceptions and _overlaps(retired, query):
                     add(retired, retired, True)
     rows.sort(key=lambda row: row[0])
     return [view for _, view in rows]
 
 
 def _changes_since(calendar: Calendar, seq: int, query: ListQuery) -> list[JsonDict]:
-    items: list[JsonDict] = []
-    for stored in sorted(calendar.events.values(), key=lambda s: s.changed_seq):
-        if stored.changed_seq <= seq:
-            continue
-        if query.single_events and stored.recurring:
-            views = _series_views(stored, None)
-            items.extend(cancelled_view(view) if stored.deleted else view for view in views)
-        else:
-            items.append(render(stored))
-        if query.single_events:
-            # Instances an earlier version had (also when a series became a single event).
-            items.extend(stored.retired_instances.values())
-    return items
+    """Everything changed after `seq`, in change order, each id once (in its latest place)."""
+    entries: list[tuple[int, JsonDict]] = []
+    for stored in calendar.events.values():
+        if stored.changed_seq > seq:
+            if query.single_events and stored.recurring:
+                for view, cancelled in series_views(stored, None):
+                    entries.append((stored.changed_seq, cancelled_view(view) if cancelled else view))
+            else:
+                entries.append((stored.changed_seq, render(stored)))
+            if query.single_events:
+                # Instances an earlier version had (also when a series became a single event).
+                entries.extend((stored.changed_seq, view) for view in stored.retired_instances.values())
+        for exception in stored.exceptions.values():
+            if exception.changed_seq > seq:
+                entries.append((exception.changed_seq, exception_view(stored, exception)))
+    entries.sort(key=lambda entry: entry[0])
+    latest = {view["id"]: index for index, (_, view) in enumerate(entries)}
+    return [view for index, (_, view) in enumerate(entries) if latest[view["id"]] == index]
 
 
 def list_events(state: EmulatorState, calendar: Calendar, req: Request) -> JsonDict:

@@ -102,6 +102,25 @@ def _parse_rule(text: str) -> Rule:
     return Rule(freq=freq, interval=interval, count=count, until=until, byday=byday, wkst=wkst)
 
 
+def _property_name_and_params(name: str) -> tuple[str, dict[str, str]]:
+    """'EXDATE;TZID=Europe/Berlin' -> ('EXDATE', {'TZID': 'Europe/Berlin'}).
+
+    RFC 5545 (3.1, 3.2): property and parameter names are case-insensitive, parameter values
+    are not (a TZID names a zone exactly); a value may be quoted.
+    """
+    head, *raw_params = name.split(";")
+    params: dict[str, str] = {}
+    for raw in raw_params:
+        key, sep, value = raw.partition("=")
+        if not sep:
+            raise RecurrenceError(f"bad property parameter {raw!r}")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1]
+        params[key.strip().upper()] = value
+    return head.strip().upper(), params
+
+
 def parse_recurrence(lines: list[str]) -> Recurrence:
     rule: Rule | None = None
     exdates: set[dt.date] = set()
@@ -109,8 +128,8 @@ def parse_recurrence(lines: list[str]) -> Recurrence:
         name, sep, value = line.partition(":")
         if not sep:
             raise RecurrenceError(f"bad recurrence line {line!r}")
-        head, *params = name.upper().split(";")
-        tzid = next((p.split("=", 1)[1] for p in params if p.startswith("TZID=")), None)
+        head, params = _property_name_and_params(name)
+        tzid = params.get("TZID")
         if head == "RRULE":
             if rule is not None:
                 raise RecurrenceError("only one RRULE is supported")

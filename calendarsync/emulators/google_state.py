@@ -89,6 +89,9 @@ class StoredEvent:
     # Instances an earlier version of a series had and the current one lacks: sync reports
     # them as cancelled. Keyed by instance id, values are the minimal cancelled resources.
     retired_instances: dict[str, JsonDict] = field(default_factory=dict)
+    # Instances changed or cancelled on their own (Google's "exceptions"), keyed by instance id:
+    # events of their own with recurringEventId and originalStartTime, and their own changed_seq.
+    exceptions: dict[str, StoredEvent] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
@@ -101,6 +104,17 @@ class StoredEvent:
     @property
     def recurring(self) -> bool:
         return bool(self.resource.get("recurrence"))
+
+
+@dataclass
+class EventFault:
+    """A refusal waiting for the next write (patch, update, delete) to one event or instance."""
+
+    status: int
+    reason: str
+    message: str
+    domain: str = "global"
+    remaining: int = 1
 
 
 @dataclass
@@ -150,6 +164,8 @@ class EmulatorState:
         self.codes: dict[str, AuthorizationCode] = {}
         self.sync_tokens: dict[str, SyncToken] = {}
         self.page_cursors: dict[str, PageCursor] = {}
+        # Event (or instance) id -> the refusal its next write gets.
+        self.event_faults: dict[str, EventFault] = {}
         self.seq = 0
 
     # -- users and calendars -------------------------------------------------------------
@@ -259,6 +275,16 @@ class EmulatorState:
         for record in self.sync_tokens.values():
             if email is None or record.email == email.strip().lower():
                 record.expired = True
+
+    def take_event_fault(self, event_id: str) -> None:
+        """Raise the refusal waiting for a write to this event, if any (and use it up)."""
+        fault = self.event_faults.get(event_id)
+        if fault is None:
+            return
+        fault.remaining -= 1
+        if fault.remaining <= 0:
+            del self.event_faults[event_id]
+        raise ApiError(fault.status, fault.reason, fault.message, domain=fault.domain)
 
     def sync_token(self, token: str, email: str, calendar_id: str) -> SyncToken:
         record = self.sync_tokens.get(token)

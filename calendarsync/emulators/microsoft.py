@@ -27,6 +27,8 @@ from calendarsync.emulators.microsoft_events import (
     delete_occurrence,
     find_occurrence,
     insert_event,
+    occurrence_id,
+    occurrences_of,
     sort_key,
     update_event,
 )
@@ -38,10 +40,12 @@ from calendarsync.emulators.microsoft_graph import (
     parse_batch,
 )
 from calendarsync.emulators.microsoft_identity import IdentityEndpoints
+from calendarsync.emulators.microsoft_occurrences import update_occurrence
 from calendarsync.emulators.microsoft_pages import handle_control, handle_demo
 from calendarsync.emulators.microsoft_render import RenderOptions, render
 from calendarsync.emulators.microsoft_state import (
     Calendar,
+    EventFault,
     GraphError,
     MicrosoftState,
     OAuthClient,
@@ -55,6 +59,19 @@ __all__ = ["FAULT_KINDS", "GraphError", "MicrosoftEmulator"]
 # Graph throttles with 429 only; "403-rate" and "403-user-rate" are accepted as 429s so tests can
 # use the Google emulator's vocabulary.
 FAULT_KINDS = ("500", "503", "504", "429", "403-rate", "403-user-rate", "timeout", "reset")
+# What Graph answers when it refuses one item, by error code: status and message.
+# https://learn.microsoft.com/en-us/graph/errors
+EVENT_REFUSALS: dict[str, tuple[int, str]] = {
+    "ErrorAccessDenied": (403, "Access is denied. Check credentials and try again."),
+    "ErrorItemNotFound": (404, "The specified object was not found in the store."),
+    "ErrorInvalidRequest": (400, "The request is invalid."),
+    "ErrorIrresolvableConflict": (
+        412,
+        "The send or update operation could not be performed because the change key passed in the "
+        "request does not match the current change key for the item.",
+    ),
+}
+DEFAULT_EVENT_REFUSAL = {403: "ErrorAccessDenied", 404: "ErrorItemNotFound", 400: "ErrorInvalidRequest"}
 DEFAULT_TIMEOUT_SECONDS = 5.0
 # What the user-side methods show: the user's own view (text bodies, every extended property).
 USER_VIEW = RenderOptions(time_zone="UTC", text_body=True, extended=frozenset({"*"}))
@@ -235,9 +252,29 @@ class MicrosoftEmulator:
         with self.state.lock:
             self._faults.append(Fault(kind, count, path_contains, retry_after, method))
 
+    def inject_event_fault(
+        self, event_id: str, status: int = 403, code: str | None = None, count: int = 1
+    ) -> None:
+        """Refuse the next `count` writes (PATCH, DELETE) to one event or occurrence with a Graph error.
+
+        `code` defaults by status (403: ErrorAccessDenied, what a write to an item the user may
+        not change gets); other requests go on.
+        """
+        chosen = code or DEFAULT_EVENT_REFUSAL.get(status)
+        if chosen is None:
+            raise ValueError(f"give an error code for status {status}")
+        known_status, message = EVENT_REFUSALS.get(chosen, (status, chosen))
+        if known_status != status:
+            raise ValueError(f"Graph answers {chosen!r} with {known_status}, not {status}")
+        if count < 1:
+            raise ValueError("count must be positive")
+        with self.state.lock:
+            self.state.event_faults[event_id] = EventFault(status, chosen, message, count)
+
     def clear_faults(self) -> None:
         with self.state.lock:
             self._faults.clear()
+            self.state.event_faults.clear()
 
     def request_counts(self) -> dict[str, int]:
         with self.state.lock:
@@ -334,8 +371,15 @@ class MicrosoftEmulator:
     def user_update_event(
         self, email: str, event_id: str, changes: dict[str, Any], calendar_id: str | None = None
     ) -> JsonDict:
-        """Change an event as the user does (PATCH semantics: only the given properties change)."""
+        """Change an event, or one occurrence of a series, as the user does in Outlook (PATCH
+        semantics: only the given properties change; a changed occurrence becomes an exception)."""
         with self.state.lock:
+            calendar = self._user_calendar(email, calendar_id)
+            occurrence = find_occurrence(calendar, event_id) if event_id not in calendar.events else None
+            if occurrence is not None:
+                series, found = occurrence
+                update_occurrence(self.state, calendar, series, found, changes)
+                return render(series, calendar, USER_VIEW, found)
             calendar, stored = self._user_event(email, event_id, calendar_id)
             return render(update_event(self.state, calendar, stored, changes), calendar, USER_VIEW)
 
@@ -358,6 +402,24 @@ class MicrosoftEmulator:
                 return None if stored.deleted else render(stored, calendar, USER_VIEW)
             occurrence = find_occurrence(calendar, event_id)
             return None if occurrence is None else render(occurrence[0], calendar, USER_VIEW, occurrence[1])
+
+    def user_list_instances(
+        self, email: str, event_id: str, calendar_id: str | None = None
+    ) -> list[JsonDict]:
+        """The occurrences and exceptions of a series as the user sees them, by original start.
+
+        Cancelled occurrences are left out; the series is expanded as far as it goes (at most a
+        year past today for one without an end).
+        """
+        with self.state.lock:
+            calendar, stored = self._user_event(email, event_id, calendar_id)
+            if not stored.recurring:
+                raise KeyError(f"event {event_id!r} is not a series")
+            return [
+                render(stored, calendar, USER_VIEW, occurrence)
+                for occurrence in occurrences_of(stored.fields, None)
+                if occurrence_id(stored.id, occurrence) not in stored.cancelled_occurrences
+            ]
 
     def user_list_events(
         self, email: str, calendar_id: str | None = None, include_deleted: bool = False

@@ -457,6 +457,10 @@ def update_event(
     fields = clean_fields(body, stored.fields)
     extended = clean_extended(body.get("singleValueExtendedProperties"), stored.extended)
     stored.fields, stored.extended = fields, extended
+    if fields["recurrence"] is None:
+        # No longer a series: its occurrences' own changes and cancellations go with it.
+        stored.changed_occurrences.clear()
+        stored.cancelled_occurrences.clear()
     stored.modified = now()
     stored.seq = state.next_seq()
     return stored
@@ -471,6 +475,7 @@ def delete_event(state: MicrosoftState, stored: StoredEvent, if_match: str | Non
 
 def delete_occurrence(state: MicrosoftState, series: StoredEvent, occurrence: str) -> None:
     series.cancelled_occurrences.add(occurrence)
+    series.changed_occurrences.pop(occurrence, None)
     series.modified = now()
     series.seq = state.next_seq()
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from calendarsync.emulators.google_http import JsonDict, Request, Response, empty_response, json_response
 from calendarsync.emulators.microsoft_events import (
+    check_if_match,
     delete_event,
     delete_occurrence,
     find_occurrence,
@@ -24,6 +25,7 @@ from calendarsync.emulators.microsoft_events import (
     sort_key,
     update_event,
 )
+from calendarsync.emulators.microsoft_occurrences import update_occurrence
 from calendarsync.emulators.microsoft_render import RenderOptions, render, views_in_window
 from calendarsync.emulators.microsoft_state import (
     CALENDARS_READ,
@@ -238,19 +240,20 @@ def _event_call(
         if occurrence is None:
             raise item_not_found()
         series, found = occurrence
-        if name == "events.get":
-            return json_response(
-                render(series, calendar, render_options(req, expand=req.arg("$expand")), found)
-            )
+        if name != "events.get":
+            # A refusal the operator injected for this one occurrence (e.g. 403 ErrorAccessDenied).
+            state.take_event_fault(event_id)
         if name == "events.delete":
+            check_if_match(series, req.header("if-match"))
             delete_occurrence(state, series, event_id)
             return empty_response(204)
-        raise GraphError(
-            400,
-            "ErrorInvalidRequest",
-            "The emulator does not support changing single occurrences of a series.",
-        )
+        if name == "events.update":
+            update_occurrence(state, calendar, series, found, req_json(req), req.header("if-match"))
+        body = render(series, calendar, render_options(req, expand=req.arg("$expand")), found)
+        return json_response(_selected(body, req), headers=[("ETag", series.etag)])
     stored = live_event(calendar, event_id)
+    if name != "events.get":
+        state.take_event_fault(event_id)
     if name == "events.get":
         body = _selected(render(stored, calendar, render_options(req, expand=req.arg("$expand"))), req)
         return json_response(body, headers=[("ETag", stored.etag)])

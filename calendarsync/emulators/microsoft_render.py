@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from calendarsync.emulators.google_http import JsonDict
 from calendarsync.emulators.google_rrule import Occurrence
 from calendarsync.emulators.microsoft_events import (
-    Timing,
     format_local,
     instant,
     occurrence_id,
@@ -23,6 +22,7 @@ from calendarsync.emulators.microsoft_events import (
     timing,
     zone,
 )
+from calendarsync.emulators.microsoft_occurrences import occurrence_span, occurrence_view
 from calendarsync.emulators.microsoft_state import Calendar, StoredEvent, Window, format_graph_timestamp
 
 
@@ -74,12 +74,13 @@ def render(
     options: RenderOptions,
     occurrence: Occurrence | None = None,
 ) -> JsonDict:
-    """The event (or one occurrence of its series) as Graph returns it."""
-    fields = stored.fields
-    span = timing(fields) if occurrence is None else Timing(occurrence.start, occurrence.end)
+    """The event (or one occurrence of its series, an exception if changed on its own) as Graph returns it."""
     if occurrence is not None:
-        kind, item_id = "occurrence", occurrence_id(stored.id, occurrence)
+        fields, extended, changed = occurrence_view(stored, occurrence)
+        span = occurrence_span(stored, occurrence)
+        kind, item_id = ("exception" if changed else "occurrence"), occurrence_id(stored.id, occurrence)
     else:
+        fields, extended, span = stored.fields, stored.extended, timing(stored.fields)
         kind, item_id = ("seriesMaster" if stored.recurring else "singleInstance"), stored.id
     text = _render_body(fields["body"], options.text_body)
     preview = (text["content"] if text["contentType"] == "text" else text_of(text["content"]))[:255]
@@ -130,7 +131,7 @@ def render(
         wanted = options.extended
         props = [
             {"id": prop_id, "value": value}
-            for prop_id, value in stored.extended.items()
+            for prop_id, value in extended.items()
             if "*" in wanted or prop_id.lower() in wanted
         ]
         if props:
@@ -154,9 +155,12 @@ def views_in_window(
     if not stored.recurring:
         span = timing(stored.fields)
         return [render(stored, calendar, options)] if overlaps(span.start, span.end, window) else []
-    return [
-        render(stored, calendar, options, occurrence)
-        for occurrence in occurrences_of(stored.fields, window.end)
-        if overlaps(occurrence.start, occurrence.end, window)
-        and occurrence_id(stored.id, occurrence) not in stored.cancelled_occurrences
-    ]
+    views = []
+    # A day's margin: an exception may have moved into the window from just past its end.
+    for occurrence in occurrences_of(stored.fields, window.end + dt.timedelta(days=1)):
+        if occurrence_id(stored.id, occurrence) in stored.cancelled_occurrences:
+            continue
+        span = occurrence_span(stored, occurrence)
+        if overlaps(span.start, span.end, window):
+            views.append(render(stored, calendar, options, occurrence))
+    return views

@@ -135,6 +135,25 @@ class AuthorizationCode:
 
 
 @dataclass
+class OccurrenceChange:
+    """What one occurrence of a series changed on its own (an exception): the properties it
+    overrides (stored form) and its own extended properties; the rest follows the series."""
+
+    overrides: JsonDict = field(default_factory=dict)
+    extended: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class EventFault:
+    """A refusal waiting for the next write (PATCH, DELETE) to one event or occurrence."""
+
+    status: int
+    code: str
+    message: str
+    remaining: int = 1
+
+
+@dataclass
 class StoredEvent:
     """An event as the mailbox keeps it: its writable fields (as Graph stores them) plus bookkeeping.
 
@@ -151,6 +170,8 @@ class StoredEvent:
     transaction_id: str | None = None
     deleted: bool = False
     cancelled_occurrences: set[str] = field(default_factory=set)
+    # Occurrence id -> what that occurrence changed on its own (it shows as type "exception").
+    changed_occurrences: dict[str, OccurrenceChange] = field(default_factory=dict)
     ical_uid: str = ""
 
     @property
@@ -233,6 +254,8 @@ class MicrosoftState:
         self.delta_pages: dict[str, DeltaPage] = {}
         # (mailbox, transactionId) -> (calendar id, event id): creates with a used id are deduplicated.
         self.transactions: dict[tuple[str, str], tuple[str, str]] = {}
+        # Event (or occurrence) id -> the refusal its next write gets.
+        self.event_faults: dict[str, EventFault] = {}
         self.seq = 0
 
     # -- users and calendars -------------------------------------------------------------
@@ -298,6 +321,16 @@ class MicrosoftState:
     def next_seq(self) -> int:
         self.seq += 1
         return self.seq
+
+    def take_event_fault(self, event_id: str) -> None:
+        """Raise the refusal waiting for a write to this event, if any (and use it up)."""
+        fault = self.event_faults.get(event_id)
+        if fault is None:
+            return
+        fault.remaining -= 1
+        if fault.remaining <= 0:
+            del self.event_faults[event_id]
+        raise GraphError(fault.status, fault.code, fault.message)
 
     # -- tokens --------------------------------------------------------------------------
 

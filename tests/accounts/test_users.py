@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from accounts.models import Company, User
 from activities.models import ActivityType
+from activities.type_colours import colour_class
 from tests.conftest import PASSWORD
 
 
@@ -17,6 +18,15 @@ def test_a2_every_new_company_starts_with_six_default_types() -> None:
     names = list(ActivityType.objects.filter(company=company).values_list("name", flat=True))
     assert names == ["Call", "Meeting", "Task", "Deadline", "Email", "Lunch"]
     assert all(ActivityType.objects.filter(company=company).values_list("is_active", flat=True))
+
+
+@pytest.mark.django_db
+def test_a2_default_types_each_have_their_own_colour() -> None:
+    company = Company.objects.create(name="Colours Ltd")
+    colours = list(ActivityType.objects.filter(company=company).values_list("color", flat=True))
+    assert len(colours) == 6
+    assert len(set(colours)) == 6
+    assert len({colour_class(colour) for colour in colours}) == 6  # distinct on the page too
 
 
 def test_a1_users_log_in_with_email(owner: User) -> None:

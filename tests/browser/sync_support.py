@@ -18,7 +18,7 @@ from playwright.sync_api import Page, Route
 from calendarsync import runner
 from calendarsync.models import CalendarAccount
 from calendarsync.providers.base import CalendarProvider
-from calendarsync.providers.registry import provider_for
+from calendarsync.sync.accounts import provider_for
 
 
 class HeldProvider:

@@ -101,6 +101,55 @@ class CalendarControl(Protocol):
         """From now on the provider answers "forbidden" to calendar calls (C4)."""
         ...
 
+    def make_recurring(self, external_id: str, daily_count: int) -> None:
+        """The user turns a single event into a daily series of ``daily_count`` occurrences (R14).
+
+        The event keeps its id, now the series' id; sync then sees the series' occurrences.
+        """
+        ...
+
+    def update_instance(
+        self, series_external_id: str, occurrence: dt.date | dt.datetime, **changes: Any
+    ) -> str:
+        """The user changes one occurrence of a series ("this event only"); returns its external id.
+
+        ``occurrence``: a datetime picks the occurrence originally starting then, a date the one
+        originally on that day (in the series' zone). ``changes`` as for ``update_event``. Graph and
+        Exchange refuse to move an occurrence onto the day of a neighbour (ErrorOccurrenceCrossingBoundary).
+        """
+        ...
+
+    def cancel_instance(self, series_external_id: str, occurrence: dt.date | dt.datetime) -> str:
+        """The user deletes one occurrence of a series; returns the occurrence's external id."""
+        ...
+
+    def set_private(self, external_id: str, private: bool) -> None:
+        """The user marks the event private (or not) in the calendar app."""
+        ...
+
+    def inject_event_failure(self, external_id: str, status: int = 403, reason: str | None = None) -> None:
+        """The provider refuses the next write (update or delete) to this one event (R16).
+
+        ``reason`` is the provider's own: Google's error reason, Graph's error code, EWS's
+        response code. Left out, 403 is Google's forbiddenForNonOrganizer and ErrorAccessDenied on
+        Graph and EWS; 404 is notFound / ErrorItemNotFound.
+        """
+        ...
+
+
+def occurrence_matches(
+    original_start: dt.datetime | dt.date, zone: dt.tzinfo, wanted: dt.date | dt.datetime
+) -> bool:
+    """Whether an occurrence originally starting at ``original_start`` is the one ``wanted`` names.
+
+    ``original_start``: an aware datetime, or a date for all-day series; ``zone``: the series' zone.
+    """
+    if isinstance(wanted, dt.datetime):
+        return isinstance(original_start, dt.datetime) and original_start == wanted
+    if isinstance(original_start, dt.datetime):
+        return original_start.astimezone(zone).date() == wanted
+    return original_start == wanted
+
 
 @dataclass
 class SyncSetup:
@@ -160,6 +209,9 @@ class GoogleCalendarControl:
         return str(self.emulator.user_create_event(self.email, body)["id"])
 
     def update_event(self, external_id: str, **changes: Any) -> None:
+        self.emulator.user_update_event(self.email, external_id, self._changes_body(changes))
+
+    def _changes_body(self, changes: dict[str, Any]) -> dict[str, Any]:
         body: dict[str, Any] = {}
         for name, value in changes.items():
             if name == "subject":
@@ -174,7 +226,46 @@ class GoogleCalendarControl:
                 body["transparency"] = "opaque" if value else "transparent"
             else:
                 body[name] = value
-        self.emulator.user_update_event(self.email, external_id, body)
+        return body
+
+    def make_recurring(self, external_id: str, daily_count: int) -> None:
+        # Google Calendar gives the series the event's own time zone (the API needs one).
+        self.emulator.user_update_event(
+            self.email, external_id, {"recurrence": [f"RRULE:FREQ=DAILY;COUNT={daily_count}"]}
+        )
+
+    def _instance_id(self, series_external_id: str, occurrence: dt.date | dt.datetime) -> str:
+        from zoneinfo import ZoneInfo
+
+        for instance in self.emulator.user_list_instances(self.email, series_external_id):
+            original = instance["originalStartTime"]
+            if "date" in original:
+                start: dt.date = dt.date.fromisoformat(original["date"])
+                zone: dt.tzinfo = dt.UTC
+            else:
+                start = dt.datetime.fromisoformat(original["dateTime"])
+                zone = ZoneInfo(original["timeZone"]) if original.get("timeZone") else dt.UTC
+            if occurrence_matches(start, zone, occurrence):
+                return str(instance["id"])
+        raise LookupError(f"series {series_external_id!r} has no occurrence at {occurrence}")
+
+    def update_instance(
+        self, series_external_id: str, occurrence: dt.date | dt.datetime, **changes: Any
+    ) -> str:
+        instance_id = self._instance_id(series_external_id, occurrence)
+        self.emulator.user_update_event(self.email, instance_id, self._changes_body(changes))
+        return instance_id
+
+    def cancel_instance(self, series_external_id: str, occurrence: dt.date | dt.datetime) -> str:
+        instance_id = self._instance_id(series_external_id, occurrence)
+        self.emulator.user_delete_event(self.email, instance_id)
+        return instance_id
+
+    def set_private(self, external_id: str, private: bool) -> None:
+        self.update_event(external_id, private=private)
+
+    def inject_event_failure(self, external_id: str, status: int = 403, reason: str | None = None) -> None:
+        self.emulator.inject_event_fault(external_id, status, reason)
 
     def delete_event(self, external_id: str) -> None:
         self.emulator.user_delete_event(self.email, external_id)

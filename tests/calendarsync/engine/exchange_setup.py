@@ -20,6 +20,8 @@ ALL_DAY_ZONE = "Europe/Berlin"
 RESPONSES = {"Accept": "accepted", "Decline": "declined", "Tentative": "tentative", "Organizer": "accepted"}
 # How the Google-flavoured tests name the request to fail -> the EWS operation doing that.
 METHOD_OPERATIONS = {"POST": "CreateItem", "PATCH": "UpdateItem", "PUT": "UpdateItem", "DELETE": "DeleteItem"}
+# An HTTP-flavoured refusal -> the response code EWS gives the one item (inside a 200 response).
+ITEM_REFUSALS = {403: "ErrorAccessDenied", 404: "ErrorItemNotFound", 400: "ErrorInvalidPropertySet"}
 
 
 def remote_event(raw: dict[str, Any]) -> RemoteEvent:
@@ -103,6 +105,9 @@ class ExchangeCalendarControl:
         return str(self.emulator.user_create_event(self.email, fields)["id"])
 
     def update_event(self, external_id: str, **changes: Any) -> None:
+        self.emulator.user_update_event(self.email, external_id, self._changes_fields(changes))
+
+    def _changes_fields(self, changes: dict[str, Any]) -> dict[str, Any]:
         fields: dict[str, Any] = {}
         for name, value in changes.items():
             if name == "description":
@@ -114,7 +119,45 @@ class ExchangeCalendarControl:
                 fields["time_zone"] = self._times(value, value)["time_zone"]
             else:
                 fields[name] = value
-        self.emulator.user_update_event(self.email, external_id, fields)
+        return fields
+
+    def make_recurring(self, external_id: str, daily_count: int) -> None:
+        self.emulator.user_update_event(
+            self.email, external_id, {"recurrence": {"pattern": "daily", "count": daily_count}}
+        )
+
+    def _occurrence_id(self, series_external_id: str, occurrence: dt.date | dt.datetime) -> str:
+        from calendarsync.emulators.exchange_state import zone_of
+        from tests.calendarsync.engine.conftest import occurrence_matches
+
+        for instance in self.emulator.user_list_occurrences(self.email, series_external_id):
+            zone = zone_of(instance["time_zone"])
+            original = dt.datetime.fromisoformat(instance["original_start"])
+            start: dt.date = original.astimezone(zone).date() if instance["all_day"] else original
+            if occurrence_matches(start, zone, occurrence):
+                return str(instance["id"])
+        raise LookupError(f"series {series_external_id!r} has no occurrence at {occurrence}")
+
+    def update_instance(
+        self, series_external_id: str, occurrence: dt.date | dt.datetime, **changes: Any
+    ) -> str:
+        occurrence_id = self._occurrence_id(series_external_id, occurrence)
+        self.emulator.user_update_event(self.email, occurrence_id, self._changes_fields(changes))
+        return occurrence_id
+
+    def cancel_instance(self, series_external_id: str, occurrence: dt.date | dt.datetime) -> str:
+        occurrence_id = self._occurrence_id(series_external_id, occurrence)
+        self.emulator.user_delete_event(self.email, occurrence_id)
+        return occurrence_id
+
+    def set_private(self, external_id: str, private: bool) -> None:
+        self.update_event(external_id, private=private)
+
+    def inject_event_failure(self, external_id: str, status: int = 403, reason: str | None = None) -> None:
+        code = reason or ITEM_REFUSALS.get(status)
+        if code is None:
+            raise ValueError(f"give an EWS response code for status {status}")
+        self.emulator.inject_item_fault(external_id, code)
 
     def delete_event(self, external_id: str) -> None:
         self.emulator.user_delete_event(self.email, external_id)

@@ -80,6 +80,10 @@ class MicrosoftCalendarControl:
         return str(self.emulator.user_create_event(self.email, body)["id"])
 
     def update_event(self, external_id: str, **changes: Any) -> None:
+        self.emulator.user_update_event(self.email, external_id, self._changes_body(changes))
+
+    @staticmethod
+    def _changes_body(changes: dict[str, Any]) -> dict[str, Any]:
         body: dict[str, Any] = {}
         for name, value in changes.items():
             if name in ("start", "end"):
@@ -99,7 +103,58 @@ class MicrosoftCalendarControl:
                 body["showAs"] = "busy" if value else "free"
             else:
                 body[name] = value
-        self.emulator.user_update_event(self.email, external_id, body)
+        return body
+
+    def make_recurring(self, external_id: str, daily_count: int) -> None:
+        from calendarsync.emulators.microsoft_events import zone
+
+        event = self.emulator.user_get_event(self.email, external_id)
+        if event is None:
+            raise LookupError(f"no event {external_id!r}")
+        start = event["start"]["dateTime"][:19]
+        if event["isAllDay"]:
+            first_day = dt.date.fromisoformat(start[:10])  # all-day events float: the date is what counts
+        else:
+            moment = dt.datetime.fromisoformat(start).replace(tzinfo=dt.UTC)  # the user view reads in UTC
+            first_day = moment.astimezone(zone(event["originalStartTimeZone"])).date()
+        recurrence = {
+            "pattern": {"type": "daily", "interval": 1},
+            "range": {
+                "type": "numbered",
+                "startDate": first_day.isoformat(),
+                "numberOfOccurrences": daily_count,
+            },
+        }
+        self.emulator.user_update_event(self.email, external_id, {"recurrence": recurrence})
+
+    def _occurrence_id(self, series_external_id: str, occurrence: dt.date | dt.datetime) -> str:
+        from calendarsync.emulators.microsoft_events import zone
+        from tests.calendarsync.engine.conftest import occurrence_matches
+
+        for instance in self.emulator.user_list_instances(self.email, series_external_id):
+            original = dt.datetime.fromisoformat(instance["originalStart"][:19]).replace(tzinfo=dt.UTC)
+            start: dt.date = original.date() if instance["isAllDay"] else original
+            if occurrence_matches(start, zone(instance["originalStartTimeZone"]), occurrence):
+                return str(instance["id"])
+        raise LookupError(f"series {series_external_id!r} has no occurrence at {occurrence}")
+
+    def update_instance(
+        self, series_external_id: str, occurrence: dt.date | dt.datetime, **changes: Any
+    ) -> str:
+        occurrence_id = self._occurrence_id(series_external_id, occurrence)
+        self.emulator.user_update_event(self.email, occurrence_id, self._changes_body(changes))
+        return occurrence_id
+
+    def cancel_instance(self, series_external_id: str, occurrence: dt.date | dt.datetime) -> str:
+        occurrence_id = self._occurrence_id(series_external_id, occurrence)
+        self.emulator.user_delete_event(self.email, occurrence_id)
+        return occurrence_id
+
+    def set_private(self, external_id: str, private: bool) -> None:
+        self.update_event(external_id, private=private)
+
+    def inject_event_failure(self, external_id: str, status: int = 403, reason: str | None = None) -> None:
+        self.emulator.inject_event_fault(external_id, status, reason)
 
     def delete_event(self, external_id: str) -> None:
         self.emulator.user_delete_event(self.email, external_id)
