@@ -11,6 +11,7 @@ from django.db import models
 from django.db.models import F, Q
 
 from accounts.models import Company
+from activities.tracking import synced_fields_changed
 
 # (name, icon, colour): each default type has its own colour, so calendars tell them apart (A2).
 DEFAULT_ACTIVITY_TYPES: tuple[tuple[str, str, str], ...] = (
@@ -188,12 +189,8 @@ class Activity(models.Model):
     def clean(self) -> None:
         """R7: an occurrence of a recurring calendar event is read-only; say why an edit is refused."""
         super().clean()
-        if self.sync_read_only_reason and self.pk is not None:
-            # Imported lazily: calendarsync depends on this app, not the other way round.
-            from calendarsync.tracking import synced_fields_changed
-
-            if synced_fields_changed(self):
-                raise ValidationError(self.sync_read_only_reason, code="read_only_occurrence")
+        if self.sync_read_only_reason and self.pk is not None and synced_fields_changed(self):
+            raise ValidationError(self.sync_read_only_reason, code="read_only_occurrence")
 
     @property
     def is_all_day(self) -> bool:

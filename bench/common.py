@@ -319,7 +319,7 @@ def measure_all(
     from django.test.utils import CaptureQueriesContext
 
     from accounts.models import Company
-    from calendarsync.runner import RunStatus, run_account_sync
+    from calendarsync.sync.runner import RunStatus, run_account_sync
 
     company = Company.objects.create(name="Bench Sales")
     ids = connect(company, count, "user")
@@ -419,7 +419,7 @@ def changed_activities(account_id: int) -> list[Any]:
 
 def time_engine_push(emulator: Emulator, account_id: int, round_trip_counter: str) -> tuple[float, int, int]:
     """The sync of PUSH_COUNT changed activities: its time, round trips and HTTP requests."""
-    from calendarsync.runner import RunStatus, run_account_sync
+    from calendarsync.sync.runner import RunStatus, run_account_sync
 
     assert run_account_sync(account_id).status == RunStatus.OK  # noqa: S101 - the baseline run
     changed_activities(account_id)

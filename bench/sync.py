@@ -5,7 +5,7 @@ Run ``.venv/bin/python bench/sync.py`` (``--accounts N`` to change the 1,000). E
 reachable; created and dropped here) is measured in its own subprocess with ``DATABASE_URL``
 set. That worker starts the Google emulator in a process of its own (so its CPU time is not
 counted against the sync), migrates an empty database, connects N accounts with a started sync,
-and measures through ``calendarsync.runner.run_account_sync`` (claim, engine, record), the
+and measures through ``calendarsync.sync.runner.run_account_sync`` (claim, engine, record), the
 path the Celery task takes:
 
 * ``http_requests_per_no_change_sync``: requests the calendar API and token endpoint received
@@ -113,12 +113,12 @@ def connect_accounts(emulator: common.Emulator, company: Any, count: int, prefix
 
 def time_bare_client_push(account_id: int) -> float:
     """The client-library calls the same push needs, with their request bodies made beforehand."""
-    from calendarsync.engine_context import idempotency_key, tag_for
-    from calendarsync.mapping import crm_fields, event_data
     from calendarsync.models import CalendarAccount
     from calendarsync.providers.google.adapter import BATCH_SIZE
     from calendarsync.providers.google.client import GoogleClient
     from calendarsync.providers.google.mapping import event_body, event_id_for_key
+    from calendarsync.sync.context import idempotency_key, tag_for
+    from calendarsync.sync.mapping import crm_fields, event_data
 
     account = CalendarAccount.objects.select_related("user").get(pk=account_id)
     tz = account.user.tzinfo

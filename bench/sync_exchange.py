@@ -3,7 +3,7 @@
 Run ``.venv/bin/python bench/sync_exchange.py`` (``--accounts N`` to change the 1,000). Same
 method and figures as ``bench/sync.py`` (see there), through the Exchange adapter: the emulator
 runs in a process of its own, each database in a worker subprocess, and every sync goes through
-``calendarsync.runner.run_account_sync``.
+``calendarsync.sync.runner.run_account_sync``.
 
 * ``http_requests_per_no_change_sync``: EWS requests per account during a pass where nothing
   changed (goal: exactly 1, the SyncFolderItems call).
@@ -87,12 +87,12 @@ def time_bare_client_push(account_id: int) -> float:
     """The EWS calls the same push needs (sync, then per 50: find keys, create, read back), timed alone."""
     from exchangelib.restriction import Q
 
-    from calendarsync.engine_context import idempotency_key, tag_for
-    from calendarsync.mapping import crm_fields, event_data
     from calendarsync.models import CalendarAccount
     from calendarsync.providers.exchange.client import KEY_FIELD, ExchangeClient, ExchangeLogin
     from calendarsync.providers.exchange.mapping import item_fields
     from calendarsync.providers.exchange.services import EwsCalls
+    from calendarsync.sync.context import idempotency_key, tag_for
+    from calendarsync.sync.mapping import crm_fields, event_data
 
     account = CalendarAccount.objects.select_related("user").prefetch_related("calendars").get(pk=account_id)
     tz = account.user.tzinfo

@@ -3,7 +3,7 @@
 Run ``.venv/bin/python bench/sync_microsoft.py`` (``--accounts N`` to change the 1,000). Same
 method and figures as ``bench/sync.py`` (see there), through the Microsoft adapter: the emulator
 (identity over HTTPS with its test CA, Graph over HTTP) runs in a process of its own, each database
-in a worker subprocess, and every sync goes through ``calendarsync.runner.run_account_sync``.
+in a worker subprocess, and every sync goes through ``calendarsync.sync.runner.run_account_sync``.
 
 * ``http_requests_per_no_change_sync``: requests Graph and the token endpoint received per
   account during a pass where nothing changed (goal: exactly 1, the delta call).
@@ -114,12 +114,13 @@ def time_bare_client_push(account_id: int) -> float:
     """The HTTP calls the same push needs (one session, bodies made beforehand), timed alone."""
     import requests
 
-    from calendarsync.engine_context import idempotency_key, tag_for
-    from calendarsync.mapping import crm_fields, event_data
     from calendarsync.models import CalendarAccount
     from calendarsync.providers.microsoft.adapter import BATCH_SIZE
-    from calendarsync.providers.microsoft.client import graph_base_url, graph_path
+    from calendarsync.providers.microsoft.client import graph_path
+    from calendarsync.providers.microsoft.common import graph_base_url
     from calendarsync.providers.microsoft.mapping import event_body, transaction_id_for
+    from calendarsync.sync.context import idempotency_key, tag_for
+    from calendarsync.sync.mapping import crm_fields, event_data
 
     account = CalendarAccount.objects.select_related("user").prefetch_related("calendars").get(pk=account_id)
     tz = account.user.tzinfo

@@ -16,7 +16,7 @@ from django.utils.translation import ngettext
 
 from accounts.admin import CompanyScopedAdmin
 from calendarsync.models import ActivityTrash, EventLink, SyncRun
-from calendarsync.trash import restore
+from calendarsync.sync.trash import restore
 
 M = TypeVar("M", EventLink, SyncRun, ActivityTrash)
 PRIVATE_LABEL = "Private"

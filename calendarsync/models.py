@@ -39,7 +39,7 @@ class CalendarAccount(models.Model):
     last_synced_at = models.DateTimeField(null=True, blank=True)
     connected_at = models.DateTimeField(auto_now_add=True)
     stopped_at = models.DateTimeField(null=True, blank=True)
-    # Sync engine bookkeeping (R9, R10), written only by calendarsync.runner and calendarsync.engine.
+    # Sync engine bookkeeping (R9, R10), written only by calendarsync.sync.runner and calendarsync.sync.engine.
     sync_cursor = models.TextField(blank=True, editable=False)
     sync_cursor_calendar = models.CharField(max_length=1024, blank=True, editable=False)
     full_sync_at = models.DateTimeField(null=True, blank=True, editable=False)

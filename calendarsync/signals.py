@@ -1,7 +1,8 @@
 """CRM edits that matter to the calendar schedule a push (R8); CRM deletions delete the event (R3).
 
-Connected in ``CalendarsyncConfig.ready()``. The sync engine's own writes run inside
-``tracking.engine_writes()`` and are ignored here, so nothing it pulled is pushed back.
+Connected in ``CalendarsyncConfig.ready()``. The activities app announces synced-field changes
+with ``activity_synced_fields_changed`` (it knows nothing of this app); the sync engine's own
+writes run inside ``activities.tracking.engine_writes()`` and are never announced.
 """
 
 from __future__ import annotations
@@ -9,25 +10,19 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import Case, Exists, OuterRef, Q, Value, When
-from django.db.models.signals import m2m_changed, post_init, post_save, pre_delete, pre_save
+from django.db.models.signals import pre_delete
 from django.dispatch import receiver
 from django.utils import timezone
 
 from activities.models import Activity
+from activities.signals import activity_synced_fields_changed
+from activities.tracking import engine_is_writing
 from calendarsync.models import CalendarAccount, EventLink, LinkOrigin, LinkState, SyncPreferences
-from calendarsync.tracking import (
-    TRACKED_FIELDS,
-    engine_is_writing,
-    remember,
-    status_at_save,
-    synced_fields_changed,
-)
+from calendarsync.sync.save_status import status_at_save
+from calendarsync.tasks import request_sync
 
-_CHANGED = "_calsync_changed"
 # What status_at_save reads: the activity's time, its owner's time zone, its type's name.
 _STATUS_FIELDS = ("due_date", "start_at", "duration", "owner__time_zone", "type__name", "type__is_active")
-# update_fields names that can carry a tracked change (``type`` for ``type_id``).
-_TRACKED_NAMES = frozenset(TRACKED_FIELDS) | {"type"}
 
 
 def _selected_types() -> Any:
@@ -62,8 +57,6 @@ def _changed_for_sync(activity_ids: list[int]) -> None:
     "Now" is an aware instant; an all-day item's day is judged in its owner's time zone, the
     one the sync works in, never the server's or the editing user's.
     """
-    from calendarsync.tasks import request_sync
-
     now = timezone.now()
     activities = (
         Activity.objects.filter(pk__in=activity_ids).select_related("owner", "type").only(*_STATUS_FIELDS)
@@ -88,47 +81,8 @@ def _changed_for_sync(activity_ids: list[int]) -> None:
             request_sync(account["pk"])
 
 
-@receiver(post_init, sender=Activity, dispatch_uid="calendarsync.remember_synced_fields")
-def remember_synced_fields(sender: type[Activity], instance: Activity, **kwargs: Any) -> None:
-    remember(instance)
-
-
-@receiver(pre_save, sender=Activity, dispatch_uid="calendarsync.stamp_synced_change")
-def stamp_synced_change(
-    sender: type[Activity], instance: Activity, raw: bool = False, update_fields: Any = None, **kwargs: Any
-) -> None:
-    if raw or engine_is_writing():
-        return
-    if update_fields is not None and not (set(update_fields) & _TRACKED_NAMES):
-        return
-    if synced_fields_changed(instance):
-        instance.sync_changed_at = timezone.now()
-        setattr(instance, _CHANGED, True)
-
-
-@receiver(post_save, sender=Activity, dispatch_uid="calendarsync.schedule_push")
-def schedule_push(
-    sender: type[Activity], instance: Activity, raw: bool = False, update_fields: Any = None, **kwargs: Any
-) -> None:
-    changed = bool(instance.__dict__.pop(_CHANGED, False))
-    remember(instance, update_fields)
-    if raw or not changed or engine_is_writing():
-        return
-    if update_fields is not None and "sync_changed_at" not in update_fields:
-        Activity.objects.filter(pk=instance.pk).update(sync_changed_at=instance.sync_changed_at)
-    _changed_for_sync([instance.pk])
-
-
-@receiver(m2m_changed, sender=Activity.participants.through, dispatch_uid="calendarsync.participants")
-def participants_changed(
-    sender: Any, instance: Any, action: str, reverse: bool, pk_set: set[int] | None, **kwargs: Any
-) -> None:
-    if action not in ("post_add", "post_remove", "post_clear") or engine_is_writing():
-        return
-    activity_ids = list(pk_set or []) if reverse else [instance.pk]
-    if not activity_ids:
-        return
-    Activity.objects.filter(pk__in=activity_ids).update(sync_changed_at=timezone.now())
+@receiver(activity_synced_fields_changed, sender=Activity, dispatch_uid="calendarsync.schedule_push")
+def schedule_push(sender: type[Activity], activity_ids: list[int], **kwargs: Any) -> None:
     _changed_for_sync(activity_ids)
 
 
@@ -152,8 +106,6 @@ def delete_event_with_activity(sender: type[Activity], instance: Activity, **kwa
         )
     )
     if marked:
-        from calendarsync.tasks import request_sync
-
         for account_id in CalendarAccount.objects.filter(
             event_links__activity_id=instance.pk, stopped_at__isnull=True
         ).values_list("pk", flat=True):

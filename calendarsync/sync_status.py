@@ -18,7 +18,7 @@ from django.utils.timesince import timesince
 from django.utils.translation import ngettext
 
 from calendarsync.models import AccountState, CalendarAccount, SyncPreferences, SyncRun
-from calendarsync.runner import lease_length
+from calendarsync.sync.runner import lease_length
 from calendarsync.tasks import REQUEST_STALE_AFTER
 
 # A sync that ended less than this ago is reported with what it did ("Synced 3 activities, ...").

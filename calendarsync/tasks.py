@@ -13,8 +13,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from calendarsync import runner
 from calendarsync.models import CalendarAccount, Heartbeat
+from calendarsync.sync import runner
 
 logger = logging.getLogger(__name__)
 

@@ -1,16 +1,17 @@
 from django.urls import path
 
-from calendarsync import views, views_exchange, views_microsoft
+from calendarsync import views
+from calendarsync.connect import exchange, google, microsoft
 
 app_name = "calendarsync"
 urlpatterns = [
     path("", views.page, name="page"),
     path("connect/other/", views.connect_other, name="connect_other"),
-    path("connect/exchange/", views_exchange.connect_exchange, name="connect_exchange"),
-    path("connect/google/", views.connect_google, name="connect_google"),
-    path("connect/google/callback/", views.google_callback, name="google_callback"),
-    path("connect/microsoft/", views_microsoft.connect_microsoft, name="connect_microsoft"),
-    path("connect/microsoft/callback/", views_microsoft.microsoft_callback, name="microsoft_callback"),
+    path("connect/exchange/", exchange.connect_exchange, name="connect_exchange"),
+    path("connect/google/", google.connect_google, name="connect_google"),
+    path("connect/google/callback/", google.google_callback, name="google_callback"),
+    path("connect/microsoft/", microsoft.connect_microsoft, name="connect_microsoft"),
+    path("connect/microsoft/callback/", microsoft.microsoft_callback, name="microsoft_callback"),
     path("accounts/<int:pk>/options/<slug:option>/", views.update_preferences, name="update_preferences"),
     path("accounts/<int:pk>/status/", views.sync_status, name="sync_status"),
     path("accounts/<int:pk>/start/", views.start_sync, name="start_sync"),

@@ -28,6 +28,7 @@ from wsgiref.types import StartResponse, WSGIEnvironment
 
 from calendarsync.emulators.exchange_occurrences import check_occurrence_move
 from calendarsync.emulators.exchange_ops import OPERATIONS
+from calendarsync.emulators.exchange_pages import handle_control, handle_demo
 from calendarsync.emulators.exchange_resolve import ACCESS_DENIED, ITEM_NOT_FOUND, Context
 from calendarsync.emulators.exchange_state import (
     CALENDAR,
@@ -43,6 +44,7 @@ from calendarsync.emulators.exchange_state import (
 )
 from calendarsync.emulators.exchange_user import describe, item_data
 from calendarsync.emulators.exchange_xml import (
+    EWS_PATH,
     SOAP_CONTENT_TYPE,
     EwsError,
     SoapError,
@@ -56,7 +58,6 @@ from calendarsync.emulators.server import DropConnection
 
 __all__ = ["EWS_PATH", "FAULT_KINDS", "EwsError", "ExchangeEmulator"]
 
-EWS_PATH = "/EWS/Exchange.asmx"
 FAULT_KINDS = ("500", "busy", "timeout", "reset", "busy-item")
 # The message texts Exchange sends with the response codes a refused item gets.
 ITEM_REFUSALS = {
@@ -104,8 +105,6 @@ class ExchangeEmulator:
 
     def handle(self, req: Request) -> Response:
         """Serve one request (raises DropConnection for an injected connection reset)."""
-        from calendarsync.emulators.exchange_pages import handle_control, handle_demo
-
         path = req.path.lower()
         if path == EWS_PATH.lower():
             if req.method != "POST":

@@ -11,7 +11,8 @@ import datetime as dt
 import html
 from typing import TYPE_CHECKING, Any
 
-from calendarsync.emulators.exchange_xml import EwsError
+from calendarsync.emulators.exchange_state import zone_of
+from calendarsync.emulators.exchange_xml import EWS_PATH, EwsError
 from calendarsync.emulators.google_http import (
     JsonDict,
     Request,
@@ -170,8 +171,6 @@ def _event_fields(form: dict[str, str]) -> dict[str, Any]:
 
 
 def _local_input(iso: str, zone: str, all_day: bool) -> str:
-    from calendarsync.emulators.exchange_state import zone_of
-
     moment = dt.datetime.fromisoformat(iso).astimezone(zone_of(zone))
     return moment.date().isoformat() if all_day else moment.strftime("%Y-%m-%dT%H:%M")
 
@@ -278,8 +277,6 @@ def _mailbox_section(emulator: ExchangeEmulator, email: str, base: str) -> str:
 
 
 def _home_page(emulator: ExchangeEmulator, req: Request, error: str | None = None) -> str:
-    from calendarsync.emulators.exchange import EWS_PATH
-
     escape = html.escape
     base = escape(req.script_name)
     sections = [_mailbox_section(emulator, email, base) for email in emulator.user_emails()]

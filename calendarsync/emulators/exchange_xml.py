@@ -17,6 +17,8 @@ from xml.sax.saxutils import escape, quoteattr
 
 from defusedxml import ElementTree as SafeElementTree  # type: ignore[import-untyped]
 
+# Where EWS answers (the path every Exchange server uses).
+EWS_PATH = "/EWS/Exchange.asmx"
 SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 MESSAGES_NS = "http://schemas.microsoft.com/exchange/services/2006/messages"
 TYPES_NS = "http://schemas.microsoft.com/exchange/services/2006/types"

@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from activities.forms import ActivityForm, parse_guests
 from activities.models import Activity, ActivityType, Visibility
-from calendarsync.mapping import activity_time
+from calendarsync.sync.mapping import activity_time
 from tests.activities.conftest import BERLIN, berlin, make_deal, make_org, make_person, timed
 from tests.activities.form_html import submitted_values
 from tests.conftest import make_activity

@@ -15,9 +15,9 @@ from typing import Any
 from django.db import connection
 from playwright.sync_api import Page, Route
 
-from calendarsync import runner
 from calendarsync.models import CalendarAccount
 from calendarsync.providers.base import CalendarProvider
+from calendarsync.sync import runner
 from calendarsync.sync.accounts import provider_for
 
 

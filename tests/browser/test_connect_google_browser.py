@@ -8,8 +8,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from accounts.models import User
-from calendarsync import runner
 from calendarsync.models import AccountState, CalendarAccount, EventLink
+from calendarsync.sync import runner
 from tests.browser.conftest import log_in
 from tests.browser.sync_support import sync_now
 from tests.conftest import make_activity

@@ -18,7 +18,7 @@ from django.utils import timezone
 from accounts.models import User
 from activities.models import Activity, ActivityType, SyncStatus
 from calendarsync.models import CalendarAccount, EventLink, LinkOrigin, Provider, SyncPreferences
-from calendarsync.tracking import PAST_REASON, status_at_save
+from calendarsync.sync.save_status import PAST_REASON, status_at_save
 from tests.conftest import make_activity
 
 pytestmark = pytest.mark.django_db

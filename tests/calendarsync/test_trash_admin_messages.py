@@ -12,7 +12,7 @@ from django.utils import timezone
 from accounts.models import User
 from activities.models import Activity
 from calendarsync.models import ActivityTrash, CalendarAccount, Provider
-from calendarsync.trash import move_to_trash
+from calendarsync.sync.trash import move_to_trash
 from tests.activities.test_admin import logged_in
 from tests.conftest import make_activity
 

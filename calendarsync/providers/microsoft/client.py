@@ -18,7 +18,9 @@ from urllib.parse import quote, urlencode
 import requests
 from django.conf import settings
 
+from calendarsync.providers.microsoft.common import graph_base_url, parse_expiry
 from calendarsync.providers.microsoft.errors import GraphFailure, TokenRefreshFailed
+from calendarsync.providers.microsoft.oauth import refresh_access_token
 
 logger = logging.getLogger(__name__)
 
@@ -29,11 +31,6 @@ EXPIRY_MARGIN = timedelta(minutes=2)
 JSON_BATCH_PATH = "$batch"
 
 
-def graph_base_url() -> str:
-    base = str(settings.MICROSOFT_GRAPH_BASE_URL)
-    return base if base.endswith("/") else base + "/"
-
-
 def graph_path(*segments: str, query: Mapping[str, str] | None = None) -> str:
     """A path relative to the Graph version root, e.g. ``me/events/{id}?...`` (ids quoted)."""
     path = "/".join(quote(segment, safe="") for segment in segments)
@@ -41,20 +38,6 @@ def graph_path(*segments: str, query: Mapping[str, str] | None = None) -> str:
         # %20 for spaces: OData filters read '+' literally.
         path += "?" + urlencode(dict(query), quote_via=quote, safe="$(),'")
     return path
-
-
-def format_expiry(expiry: datetime | None) -> str | None:
-    return expiry.astimezone(UTC).isoformat() if expiry is not None else None
-
-
-def parse_expiry(raw: object) -> datetime | None:
-    if not raw:
-        return None
-    try:
-        parsed = datetime.fromisoformat(str(raw))
-    except ValueError:
-        return None  # unknown expiry: the first 401 refreshes instead
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def _body(response: requests.Response) -> object:
@@ -143,8 +126,6 @@ class MicrosoftClient:
 
     def refresh(self) -> None:
         """New tokens from the refresh token (msal), reported to ``on_tokens_refreshed`` at once."""
-        from calendarsync.providers.microsoft.oauth import refresh_access_token
-
         refresh_token = str(self._tokens.get("refresh_token") or "")
         if not refresh_token:
             raise TokenRefreshFailed("invalid_grant", "no refresh token stored")

@@ -23,7 +23,7 @@ import requests
 from django.conf import settings
 
 from calendarsync.providers.base import InsufficientPermissions, ProviderError, TransientError
-from calendarsync.providers.microsoft.client import format_expiry, graph_base_url
+from calendarsync.providers.microsoft.common import format_expiry, graph_base_url
 from calendarsync.providers.microsoft.errors import TokenRefreshFailed
 
 logger = logging.getLogger(__name__)

@@ -14,9 +14,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.utils import timezone
 
-from tests.calendarsync.engine.conftest import CalendarControl, GoogleCalendarControl
-from tests.calendarsync.engine.exchange_setup import ExchangeCalendarControl
-from tests.calendarsync.engine.microsoft_setup import MicrosoftCalendarControl
+from tests.calendarsync.sync.conftest import CalendarControl, GoogleCalendarControl
+from tests.calendarsync.sync.exchange_setup import ExchangeCalendarControl
+from tests.calendarsync.sync.microsoft_setup import MicrosoftCalendarControl
 
 BERLIN = ZoneInfo("Europe/Berlin")
 PROVIDERS = ("google", "microsoft", "exchange")

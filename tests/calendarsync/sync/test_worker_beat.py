@@ -17,7 +17,7 @@ from django.utils import timezone
 from activities.models import Activity, SyncStatus
 from calendarsync import tasks
 from calendarsync.models import CalendarAccount, EventLink, SyncRun
-from tests.calendarsync.engine.conftest import SyncEnv, soon
+from tests.calendarsync.sync.conftest import SyncEnv, soon
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -52,7 +52,7 @@ def worker_with_beat(sync_env: SyncEnv, tmp_path: Path) -> Iterator[subprocess.P
         "CALSYNC_VAR_DIR": str(tmp_path),
         "CALSYNC_SYNC_INTERVAL_MINUTES": "5",
     }
-    celery = [sys.executable, "-m", "celery", "-A", "tests.calendarsync.engine.celery_beat_app"]
+    celery = [sys.executable, "-m", "celery", "-A", "tests.calendarsync.sync.celery_beat_app"]
     beat = subprocess.Popen(  # noqa: S603 - our own interpreter running Celery
         [*celery, "beat", "-l", "WARNING", "-s", str(tmp_path / "celerybeat-schedule")],
         cwd=settings.BASE_DIR,

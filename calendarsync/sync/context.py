@@ -17,8 +17,6 @@ from django.db.models import DateTimeField
 from django.db.models.expressions import RawSQL
 
 from activities.models import Activity, SyncStatus
-from calendarsync.mapping import Fields
-from calendarsync.merge import FieldConflict
 from calendarsync.models import (
     CalendarAccount,
     ExternalVisibility,
@@ -28,6 +26,8 @@ from calendarsync.models import (
     SyncType,
 )
 from calendarsync.providers.base import CalendarProvider, TransientError
+from calendarsync.sync.mapping import Fields, details_block
+from calendarsync.sync.merge import FieldConflict
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -231,8 +231,6 @@ class SyncContext:
         return translate
 
     def details_for(self, activity: Activity) -> str:
-        from calendarsync.mapping import details_block
-
         return details_block(activity) if self.preferences.include_details else ""
 
 

@@ -15,7 +15,7 @@ from calendarsync.models import (
     SyncPreferences,
     SyncType,
 )
-from tests.calendarsync.engine.conftest import SyncEnv, soon
+from tests.calendarsync.sync.conftest import SyncEnv, soon
 
 pytestmark = pytest.mark.django_db
 

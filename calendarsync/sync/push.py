@@ -17,18 +17,6 @@ from django.db import DatabaseError, transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet, prefetch_related_objects
 
 from activities.models import Activity, SyncStatus
-from calendarsync.engine_context import (
-    Skip,
-    SyncContext,
-    conflicts_as_dicts,
-    fields_of_snapshot,
-    idempotency_key,
-    set_status,
-    tag_for,
-)
-from calendarsync.errors import classify
-from calendarsync.mapping import Fields, calendar_fields, crm_fields, event_data, is_past
-from calendarsync.merge import Mode, merge
 from calendarsync.models import EventLink, LinkOrigin, LinkState, SyncPreferences
 from calendarsync.providers.base import (
     AuthRevoked,
@@ -40,7 +28,20 @@ from calendarsync.providers.base import (
     RemoteEvent,
     TransientError,
 )
-from calendarsync.pull import ItemSkipped, reconcile
+from calendarsync.sync.context import (
+    Skip,
+    SyncContext,
+    conflicts_as_dicts,
+    fields_of_snapshot,
+    idempotency_key,
+    set_status,
+    tag_for,
+)
+from calendarsync.sync.errors import classify
+from calendarsync.sync.mapping import Fields, calendar_fields, crm_fields, event_data, is_past
+from calendarsync.sync.merge import Mode, merge
+from calendarsync.sync.pull import ItemSkipped, reconcile
+from calendarsync.sync.save_status import PAST_REASON, type_not_sent_reason
 
 logger = logging.getLogger(__name__)
 
@@ -158,12 +159,12 @@ def _push_one(ctx: SyncContext, activity: Activity, link: EventLink | None) -> _
         activity, [p.email for p in activity.participants.all() if p.email], ctx.excluded_emails
     )
     if is_past(crm_now, ctx.now, ctx.tz):
-        raise ItemSkipped("In the past: not synced")
+        raise ItemSkipped(PAST_REASON)
     if link is not None and link.state == LinkState.ACTIVE:
         _update_linked(ctx, activity, link, crm_now)
         return None
     if not ctx.type_selected(activity):
-        raise ItemSkipped(f"Activity type {activity.type} is not sent to the calendar")
+        raise ItemSkipped(type_not_sent_reason(activity))
     data = event_data(crm_now, tz=ctx.tz, tag=tag_for(activity), details=ctx.details_for(activity))
     return _Create(activity, crm_now, data, replaces=link)
 

@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 
 from activities.models import Activity, SyncStatus
-from calendarsync import pull, push, runner, tasks
-from calendarsync.errors import PERMISSIONS_HELP, RECONNECT_HELP
+from calendarsync import tasks
 from calendarsync.models import AccountState, CalendarAccount, EventLink, SyncRun
 from calendarsync.providers.base import CalendarProvider, ChangePage
-from tests.calendarsync.engine.conftest import SyncEnv, assert_in_step, soon
+from calendarsync.sync import pull, push, runner
+from calendarsync.sync.errors import PERMISSIONS_HELP, RECONNECT_HELP
+from tests.calendarsync.sync.conftest import SyncEnv, assert_in_step, soon
 
 pytestmark = pytest.mark.django_db
 

@@ -23,9 +23,6 @@ from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from activities.models import Activity
-from calendarsync.engine import NothingToSync, cursor_fields, sync
-from calendarsync.engine_context import SyncResult
-from calendarsync.errors import DETAIL_MAX, classify
 from calendarsync.models import (
     AccountState,
     CalendarAccount,
@@ -36,6 +33,9 @@ from calendarsync.models import (
 )
 from calendarsync.providers.base import CalendarProvider, ProviderError
 from calendarsync.sync.accounts import provider_for
+from calendarsync.sync.context import SyncResult
+from calendarsync.sync.engine import NothingToSync, cursor_fields, sync
+from calendarsync.sync.errors import DETAIL_MAX, classify
 
 logger = logging.getLogger(__name__)
 

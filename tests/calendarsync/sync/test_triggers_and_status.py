@@ -12,7 +12,7 @@ from activities.models import Activity, Person, SyncStatus
 from calendarsync import tasks
 from calendarsync.models import AccountState, CalendarAccount, SyncRun
 from calendarsync.providers.base import CalendarProvider
-from tests.calendarsync.engine.conftest import SyncEnv, company_of, soon
+from tests.calendarsync.sync.conftest import SyncEnv, company_of, soon
 
 pytestmark = pytest.mark.django_db
 

@@ -19,7 +19,6 @@ from django.utils import timezone
 
 from accounts.models import Company, User
 from activities.models import Activity, ActivityType
-from calendarsync import runner
 from calendarsync.crypto import Secret
 from calendarsync.models import (
     CalendarAccount,
@@ -32,6 +31,7 @@ from calendarsync.models import (
     SyncType,
 )
 from calendarsync.providers.base import CalendarProvider, RemoteEvent
+from calendarsync.sync import runner
 from calendarsync.sync.accounts import provider_for
 from tests.conftest import make_activity
 
@@ -376,8 +376,8 @@ def google_setup(request: pytest.FixtureRequest) -> SyncSetup:
 
 # --------------------------------------------------------------------------- registry of setups
 
-from tests.calendarsync.engine.exchange_setup import exchange_setup  # noqa: E402  (it needs SyncSetup)
-from tests.calendarsync.engine.microsoft_setup import microsoft_setup  # noqa: E402  (it needs SyncSetup)
+from tests.calendarsync.sync.exchange_setup import exchange_setup  # noqa: E402  (it needs SyncSetup)
+from tests.calendarsync.sync.microsoft_setup import microsoft_setup  # noqa: E402  (it needs SyncSetup)
 
 SYNC_SETUPS: dict[str, Callable[[pytest.FixtureRequest], SyncSetup]] = {
     "exchange": exchange_setup,
@@ -498,8 +498,8 @@ def soon(days: int = 1, hour: int = 10, tz: str = "Europe/Berlin") -> dt.datetim
 
 def assert_in_step(sync_env: SyncEnv) -> None:
     """Both sides hold the same items: no duplicate, no orphan, every linked pair equal."""
-    from calendarsync.mapping import FIELD_NAMES, calendar_fields, crm_fields
     from calendarsync.models import LinkState
+    from calendarsync.sync.mapping import FIELD_NAMES, calendar_fields, crm_fields
 
     events = [e for e in sync_env.control.events()]
     ids = [e.external_id for e in events]

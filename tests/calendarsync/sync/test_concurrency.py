@@ -9,10 +9,10 @@ import pytest
 from django.db import connection, connections
 
 from activities.models import Activity, SyncStatus
-from calendarsync import runner
 from calendarsync.models import CalendarAccount, EventLink
 from calendarsync.providers.base import CalendarProvider
-from tests.calendarsync.engine.conftest import SyncEnv, assert_in_step, soon
+from calendarsync.sync import runner
+from tests.calendarsync.sync.conftest import SyncEnv, assert_in_step, soon
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

@@ -16,28 +16,7 @@ from django.db import DatabaseError, transaction
 from django.db.models import prefetch_related_objects
 
 from activities.models import Activity, SyncStatus
-from calendarsync.engine_context import (
-    READ_ONLY_OCCURRENCE,
-    Skip,
-    SyncContext,
-    conflicts_as_dicts,
-    parse_tag,
-    recurrence_horizon,
-    set_status,
-    tag_for,
-)
-from calendarsync.errors import classify
-from calendarsync.mapping import (
-    FIELD_NAMES,
-    Fields,
-    apply_fields,
-    calendar_fields,
-    crm_fields,
-    event_data,
-    is_past,
-    start_of,
-)
-from calendarsync.merge import Mode, merge
+from activities.tracking import engine_writes
 from calendarsync.models import EventLink, LinkOrigin, LinkState, PrivateEvents
 from calendarsync.providers.base import (
     AuthRevoked,
@@ -50,8 +29,29 @@ from calendarsync.providers.base import (
     RemoteEvent,
     TransientError,
 )
-from calendarsync.tracking import engine_writes
-from calendarsync.trash import move_to_trash
+from calendarsync.sync.context import (
+    READ_ONLY_OCCURRENCE,
+    Skip,
+    SyncContext,
+    conflicts_as_dicts,
+    parse_tag,
+    recurrence_horizon,
+    set_status,
+    tag_for,
+)
+from calendarsync.sync.errors import classify
+from calendarsync.sync.mapping import (
+    FIELD_NAMES,
+    Fields,
+    apply_fields,
+    calendar_fields,
+    crm_fields,
+    event_data,
+    is_past,
+    start_of,
+)
+from calendarsync.sync.merge import Mode, merge
+from calendarsync.sync.trash import move_to_trash
 
 logger = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from activities.models import Activity, SyncStatus
-from calendarsync.tracking import PAST_REASON
-from tests.calendarsync.engine.conftest import SyncEnv, soon
+from calendarsync.sync.save_status import PAST_REASON
+from tests.calendarsync.sync.conftest import SyncEnv, soon
 
 pytestmark = pytest.mark.django_db
 

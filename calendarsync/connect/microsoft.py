@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from accounts.auth import AuthedHttpRequest
-from calendarsync.connect_common import (
+from calendarsync.connect.common import (
     ConnectMessages,
     OAuthConnect,
     connected_account,

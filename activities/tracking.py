@@ -1,26 +1,21 @@
-"""Which activity fields the calendar sync watches (R8), whether they changed since loading, and
-the sync status a CRM save gives an activity before any sync run (R2, R9).
+"""Which activity fields the calendar sync watches (R8), and whether they changed since loading.
 
-``calendarsync.signals`` remembers these values when an activity is loaded (``post_init``) and
-compares them on save: only a change to one of them schedules a push. The sync engine itself
-writes activities inside ``engine_writes()``, so what it pulled from the calendar is never seen
-as a CRM change and pushed back (no echo).
+``activities.signals`` remembers these values when an activity is loaded (``post_init``),
+compares them on save, stamps ``sync_changed_at`` and announces the change with
+``synced_fields_changed``; the calendar sync listens. The sync engine writes activities inside
+``engine_writes()``, so what it pulled from the calendar is never seen as a CRM change and
+pushed back (no echo).
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from activities.models import Activity, SyncStatus
-from calendarsync.mapping import activity_time, is_past
-
-# The reasons the push gives for the same decisions (calendarsync.push), so the badge says the
-# same thing before and after the next run.
-PAST_REASON = "In the past: not synced"
+if TYPE_CHECKING:
+    from activities.models import Activity
 
 # R8: subject, type, due date or time, duration, location, description (note), guests; the
 # participants are watched through m2m_changed. Busy/free and visibility go to the event too.
@@ -84,25 +79,3 @@ def engine_writes() -> Iterator[None]:
 
 def engine_is_writing() -> bool:
     return _engine_writing.get()
-
-
-def type_not_sent_reason(activity: Activity) -> str:
-    return f"Activity type {activity.type} is not sent to the calendar"
-
-
-def status_at_save(
-    activity: Activity, *, now: dt.datetime, tz: dt.tzinfo, type_selected: bool, linked: bool
-) -> tuple[SyncStatus, str]:
-    """What a CRM save makes of the sync status of ``activity`` (owned by a user whose sync runs).
-
-    Known at once: an unlinked item that has already ended is not synced (R2, judged like the
-    engine does, by the owner's ``tz``), nor one of a type not sent to the calendar (O3). A linked
-    item stays pending whatever changed: the next run mirrors or settles it and says so (R6, R15).
-    """
-    if linked:
-        return SyncStatus.PENDING, ""
-    if is_past({"time": activity_time(activity)}, now, tz):
-        return SyncStatus.SKIPPED, PAST_REASON
-    if not type_selected:
-        return SyncStatus.SKIPPED, type_not_sent_reason(activity)
-    return SyncStatus.PENDING, ""

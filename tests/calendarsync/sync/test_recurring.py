@@ -10,9 +10,9 @@ from django.forms import modelform_factory
 from django.utils import timezone
 
 from activities.models import Activity
-from calendarsync.engine_context import READ_ONLY_OCCURRENCE
 from calendarsync.models import EventLink
-from tests.calendarsync.engine.conftest import SyncEnv, soon
+from calendarsync.sync.context import READ_ONLY_OCCURRENCE
+from tests.calendarsync.sync.conftest import SyncEnv, soon
 
 pytestmark = pytest.mark.django_db
 

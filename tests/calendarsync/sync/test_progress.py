@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from calendarsync import runner
 from calendarsync.models import CalendarAccount, SyncRun
 from calendarsync.providers.base import AuthRevoked, CalendarProvider
+from calendarsync.sync import runner
 from calendarsync.sync_status import Counts, Phase, account_status
-from tests.calendarsync.engine.conftest import SyncEnv, soon
+from tests.calendarsync.sync.conftest import SyncEnv, soon
 
 pytestmark = pytest.mark.django_db
 

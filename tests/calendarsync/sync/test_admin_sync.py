@@ -11,7 +11,7 @@ from django.utils import timezone
 from accounts.models import Company, User
 from activities.models import Activity, Visibility
 from calendarsync.models import ActivityTrash, CalendarAccount, EventLink, LinkOrigin, Provider, SyncRun
-from calendarsync.trash import move_to_trash
+from calendarsync.sync.trash import move_to_trash
 from tests.activities.test_admin import grant_admin_permissions, logged_in
 from tests.conftest import make_activity, make_user
 

@@ -15,8 +15,8 @@ from django.urls import reverse
 from pytest_django.fixtures import Settings
 
 from accounts.models import User
-from calendarsync import views_exchange
 from calendarsync.actions import do_start_sync, do_update_preferences
+from calendarsync.connect import exchange as views_exchange
 from calendarsync.emulators.exchange import EWS_PATH
 from calendarsync.emulators.server import EmulatorServer
 from calendarsync.models import (

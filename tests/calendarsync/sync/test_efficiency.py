@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from tests.calendarsync.engine.conftest import SyncEnv, soon
+from tests.calendarsync.sync.conftest import SyncEnv, soon
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,7 @@ from calendarsync.providers.base import CalendarProvider, RemoteEvent
 from calendarsync.sync.accounts import provider_for
 
 if TYPE_CHECKING:
-    from tests.calendarsync.engine.conftest import SyncSetup
+    from tests.calendarsync.sync.conftest import SyncSetup
 
 # The zone the emulated Outlook user makes all-day events in (they float: the dates are what count).
 ALL_DAY_ZONE = "Europe/Berlin"
@@ -129,7 +129,7 @@ class MicrosoftCalendarControl:
 
     def _occurrence_id(self, series_external_id: str, occurrence: dt.date | dt.datetime) -> str:
         from calendarsync.emulators.microsoft_events import zone
-        from tests.calendarsync.engine.conftest import occurrence_matches
+        from tests.calendarsync.sync.conftest import occurrence_matches
 
         for instance in self.emulator.user_list_instances(self.email, series_external_id):
             original = dt.datetime.fromisoformat(instance["originalStart"][:19]).replace(tzinfo=dt.UTC)
@@ -216,7 +216,7 @@ def microsoft_setup(request: pytest.FixtureRequest) -> SyncSetup:
 
     from calendarsync.providers.microsoft import adapter as microsoft_adapter
     from calendarsync.providers.microsoft.adapter import MicrosoftProvider
-    from tests.calendarsync.engine.conftest import SyncSetup
+    from tests.calendarsync.sync.conftest import SyncSetup
 
     running = request.getfixturevalue("microsoft_emulator")
     # Short client timeout keeps the timeout tests quick (read when a client is built).

@@ -3,7 +3,7 @@
 One run: list the calendar's changes since the stored cursor (a full listing on the first run,
 after the cursor expired, and once a day) and apply them to the CRM (``pull``); send the CRM's
 changes (``push``) and deletions; hand back the new cursor with a ``SyncResult``. The caller
-(``calendarsync.runner``) stores the cursor only after both sides are settled, so a run that
+(``calendarsync.sync.runner``) stores the cursor only after both sides are settled, so a run that
 dies half-way is simply repeated: every step is an upsert keyed on ids both sides keep, and
 nothing is created twice (R10).
 
@@ -19,7 +19,9 @@ from typing import Any
 
 from django.utils import timezone
 
-from calendarsync.engine_context import (
+from calendarsync.models import CalendarAccount
+from calendarsync.providers.base import CalendarProvider, ChangePage, CursorExpired
+from calendarsync.sync.context import (
     FULL_SYNC_INTERVAL,
     FULL_SYNC_WINDOW,
     SideCounts,
@@ -27,10 +29,8 @@ from calendarsync.engine_context import (
     SyncResult,
     recurrence_horizon,
 )
-from calendarsync.models import CalendarAccount
-from calendarsync.providers.base import CalendarProvider, ChangePage, CursorExpired
-from calendarsync.pull import pull
-from calendarsync.push import delete_pending, push
+from calendarsync.sync.pull import pull
+from calendarsync.sync.push import delete_pending, push
 
 logger = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from activities.models import Activity
+from activities.models import Activity, ActivityType, Deal, Organization, Person
+from activities.tracking import engine_writes
 from calendarsync.models import ActivityTrash, CalendarAccount
-from calendarsync.tracking import engine_writes
 
 # Restored from the copy; everything else (sync bookkeeping, timestamps) starts afresh.
 _COPIED_FIELDS = (
@@ -71,8 +71,6 @@ def move_to_trash(activity: Activity, account: CalendarAccount, reason: str) -> 
 @transaction.atomic
 def restore(entry: ActivityTrash) -> Activity:
     """Recreate the activity from its copy; links to deleted deals/persons/types are dropped."""
-    from activities.models import ActivityType, Deal, Organization, Person
-
     if entry.restored_at is not None and entry.restored_activity is not None:
         return entry.restored_activity
     data = dict(entry.data)

@@ -21,7 +21,7 @@ from django.views.decorators.http import require_http_methods
 
 from accounts.auth import AuthedHttpRequest
 from calendarsync.actions import INSUFFICIENT_PERMISSIONS_HELP, AnotherAccountConnected, do_connect_account
-from calendarsync.connect_common import (
+from calendarsync.connect.common import (
     another_account_message,
     connected_account,
     connected_message,
@@ -29,7 +29,7 @@ from calendarsync.connect_common import (
     refusal_message,
     signed_in_as_someone_else_message,
 )
-from calendarsync.forms import ExchangeConnectForm
+from calendarsync.connect.forms import ExchangeConnectForm
 from calendarsync.models import AccountState, CalendarAccount, Provider
 from calendarsync.providers.base import AuthRevoked, ProviderError, TransientError
 from calendarsync.providers.exchange.connect import AutodiscoverFailed, VerifiedLogin, verify_login

@@ -13,7 +13,7 @@ from calendarsync.providers.base import Attendee, CalendarProvider, RemoteEvent
 from calendarsync.sync.accounts import provider_for
 
 if TYPE_CHECKING:
-    from tests.calendarsync.engine.conftest import SyncSetup
+    from tests.calendarsync.sync.conftest import SyncSetup
 
 # The zone the emulated Outlook user makes all-day events in (west of UTC would shift them, east too).
 ALL_DAY_ZONE = "Europe/Berlin"
@@ -128,7 +128,7 @@ class ExchangeCalendarControl:
 
     def _occurrence_id(self, series_external_id: str, occurrence: dt.date | dt.datetime) -> str:
         from calendarsync.emulators.exchange_state import zone_of
-        from tests.calendarsync.engine.conftest import occurrence_matches
+        from tests.calendarsync.sync.conftest import occurrence_matches
 
         for instance in self.emulator.user_list_occurrences(self.email, series_external_id):
             zone = zone_of(instance["time_zone"])
@@ -213,7 +213,7 @@ class ExchangeCalendarControl:
 def exchange_setup(request: pytest.FixtureRequest) -> SyncSetup:
     from calendarsync.providers.exchange import adapter
     from calendarsync.providers.exchange.adapter import ExchangeProvider
-    from tests.calendarsync.engine.conftest import SyncSetup
+    from tests.calendarsync.sync.conftest import SyncSetup
 
     running = request.getfixturevalue("exchange_emulator")
     # Short client timeout keeps the timeout tests quick (read when a client is built).

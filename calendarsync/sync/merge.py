@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from calendarsync.mapping import FIELD_NAMES, Fields
+from calendarsync.sync.mapping import FIELD_NAMES, Fields
 
 _MISSING = object()
 

@@ -8,10 +8,10 @@ import pytest
 
 from accounts.models import User
 from activities.models import Activity, Deal, Organization, Person, SyncStatus, Visibility
-from calendarsync.mapping import DETAILS_MARKER
 from calendarsync.models import ActivityTrash, EventLink, ExternalVisibility, LinkOrigin, PrivateEvents
-from calendarsync.trash import restore
-from tests.calendarsync.engine.conftest import SyncEnv, company_of, soon
+from calendarsync.sync.mapping import DETAILS_MARKER
+from calendarsync.sync.trash import restore
+from tests.calendarsync.sync.conftest import SyncEnv, company_of, soon
 from tests.conftest import make_activity, make_user
 
 pytestmark = pytest.mark.django_db

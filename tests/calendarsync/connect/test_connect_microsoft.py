@@ -14,6 +14,7 @@ from django.urls import reverse
 
 from accounts.models import User
 from calendarsync.actions import do_start_sync, do_update_preferences
+from calendarsync.connect.microsoft import MICROSOFT_SESSION_KEY
 from calendarsync.crypto import Secret
 from calendarsync.models import (
     AccountState,
@@ -24,7 +25,6 @@ from calendarsync.models import (
     SyncPreferences,
 )
 from calendarsync.sync.accounts import provider_for
-from calendarsync.views_microsoft import MICROSOFT_SESSION_KEY
 from tests.calendarsync.conftest_microsoft import RunningMicrosoftEmulator
 
 CALENDAR_SCOPE = "Calendars.ReadWrite"

@@ -1,0 +1,69 @@
+"""The Exchange connect form (C3, C5): e-mail, password or app password, optional server URL."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+from urllib.parse import urlsplit
+
+from django import forms
+from django.conf import settings
+from django.core.validators import URLValidator
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host is None:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class HttpsURLField(forms.URLField):
+    """A password is sent to this server: https only (never ftp, javascript:, ...).
+
+    Plain http is allowed for loopback hosts (the local Exchange emulator) and with DEBUG on.
+    """
+
+    default_validators = [URLValidator(schemes=["https", "http"])]
+
+    def validate(self, value: Any) -> None:
+        super().validate(value)
+        parts = urlsplit(str(value or ""))
+        if parts.scheme == "http" and not (settings.DEBUG or _is_loopback(parts.hostname)):
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+
+
+class ExchangeConnectForm(forms.Form):
+    """C3 Exchange: e-mail, password (or app password, C5), optional server URL."""
+
+    email = forms.EmailField(
+        label="E-mail address",
+        error_messages={
+            "required": "Enter your e-mail address.",
+            "invalid": "Enter a valid e-mail address, like name@example.com.",
+        },
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+    )
+    password = forms.CharField(
+        label="Password",
+        strip=False,
+        error_messages={"required": "Enter your password (or an app password)."},
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+        help_text=(
+            "If your account uses two-factor authentication, create an app password in your Microsoft "
+            "account and paste it here instead of your normal password."
+        ),
+    )
+    server_url = HttpsURLField(
+        label="Server URL (optional)",
+        required=False,
+        assume_scheme="https",
+        error_messages={
+            "invalid": "Enter the server's https:// address, like https://mail.example.com/EWS/Exchange.asmx.",
+        },
+        help_text="Leave empty to find the server from your e-mail address.",
+    )
