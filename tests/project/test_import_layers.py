@@ -28,14 +28,13 @@ def _function_level_first_party_imports() -> list[str]:
                 if function.name == "ready" and path.name == "apps.py":
                     continue  # Django's documented place to connect an app's signal receivers
                 for node in ast.walk(function):
-                    module = (
-                        node.module
-                        if isinstance(node, ast.ImportFrom)
-                        else node.names[0].name
-                        if isinstance(node, ast.Import)
-                        else None
-                    )
-                    if module and module.split(".")[0] in FIRST_PARTY:
+                    if isinstance(node, ast.ImportFrom):
+                        module = node.module or ""
+                    elif isinstance(node, ast.Import):
+                        module = node.names[0].name
+                    else:
+                        continue
+                    if module.split(".")[0] in FIRST_PARTY:
                         found.append(
                             f"{path.relative_to(ROOT)}:{node.lineno} imports {module} in {function.name}()"
                         )
