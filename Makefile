@@ -27,7 +27,7 @@ RUN_ENV := DEBUG=1 \
 	EXCHANGE_SERVER_URL=http://127.0.0.1:$(EXCHANGE_PORT)/EWS/Exchange.asmx \
 	CALSYNC_SYNC_INTERVAL_MINUTES=1
 
-.PHONY: run test lint typecheck install install-dev browser
+.PHONY: run test lint typecheck install install-dev browser fuzz
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -69,3 +69,9 @@ lint: $(VENV)/.dev
 
 typecheck: $(VENV)/.dev
 	$(VENV)/bin/mypy .
+
+# The randomized sync test's long run (issue #12): FUZZ_EXAMPLES sequences per provider, a JSON report.
+FUZZ_EXAMPLES ?= 1000
+fuzz: $(VENV)/.dev
+	mkdir -p $(CALSYNC_VAR_DIR)
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) bench/fuzz.py

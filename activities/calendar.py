@@ -13,6 +13,7 @@ import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from activities.bounds import MAX_DATE, MIN_DATE, clamp_date
 from activities.models import Activity
 
 DAYS_PER_WEEK = 7
@@ -75,8 +76,9 @@ class CalendarGrid:
     last: dt.date
     weeks: list[list[CalendarDay]]
     title: str
-    previous_anchor: dt.date
-    next_anchor: dt.date
+    # None at the ends of the range of dates the product handles (MIN_DATE..MAX_DATE).
+    previous_anchor: dt.date | None
+    next_anchor: dt.date | None
 
     @property
     def weekday_names(self) -> list[str]:
@@ -91,12 +93,13 @@ def parse_view(raw: str | None) -> CalendarView:
 
 
 def parse_anchor(raw: str | None, today: dt.date) -> dt.date:
+    """The date asked for, today if it is not a date, kept within ``MIN_DATE``..``MAX_DATE``."""
     if not raw:
-        return today
+        return clamp_date(today)
     try:
-        return dt.date.fromisoformat(raw)
+        return clamp_date(dt.date.fromisoformat(raw))
     except ValueError:
-        return today
+        return clamp_date(today)
 
 
 def _monday(day: dt.date) -> dt.date:
@@ -130,6 +133,25 @@ def _title(view: CalendarView, first: dt.date, last: dt.date, anchor: dt.date) -
     if first.month != last.month:
         return f"{first.day} {first:%b}{RANGE_DASH}{end}"
     return f"{first.day}{RANGE_DASH}{end}"
+
+
+def _neighbours(view: CalendarView, anchor: dt.date, first: dt.date) -> tuple[dt.date | None, dt.date | None]:
+    """The anchors of the previous and next week or month; None past ``MIN_DATE`` or ``MAX_DATE``.
+
+    ``anchor`` is within the bounds (``parse_anchor``), which are far enough from ``datetime``'s
+    limits that a week or month either side can always be computed.
+    """
+    if view is CalendarView.WEEK:
+        previous = first - dt.timedelta(days=DAYS_PER_WEEK)
+        following = first + dt.timedelta(days=DAYS_PER_WEEK)
+        previous_last = first - dt.timedelta(days=1)
+    else:
+        previous, following = _add_months(anchor, -1), _add_months(anchor, 1)
+        previous_last = anchor.replace(day=1) - dt.timedelta(days=1)
+    return (
+        previous if previous_last >= MIN_DATE else None,
+        following if following <= MAX_DATE else None,
+    )
 
 
 def build_grid(
@@ -169,10 +191,7 @@ def build_grid(
 
     ordered = list(days.values())
     weeks = [ordered[index : index + DAYS_PER_WEEK] for index in range(0, len(ordered), DAYS_PER_WEEK)]
-    if view is CalendarView.WEEK:
-        previous_anchor, next_anchor = first - dt.timedelta(days=7), first + dt.timedelta(days=7)
-    else:
-        previous_anchor, next_anchor = _add_months(anchor, -1), _add_months(anchor, 1)
+    previous_anchor, next_anchor = _neighbours(view, anchor, first)
     return CalendarGrid(
         view=view,
         anchor=anchor,

@@ -20,6 +20,7 @@ from django.db.models import F, Q, QuerySet
 from django.http import QueryDict
 
 from accounts.models import User
+from activities.bounds import BoundedDateField, SafeModelMultipleChoiceField
 from activities.models import Activity, ActivityType
 from activities.visibility import search_condition
 
@@ -99,7 +100,7 @@ class ActivityFilterForm(forms.Form):
     """GET filters. Missing parameters take their defaults; a bad value is reported and ignored."""
 
     owner = forms.ChoiceField(label="Owner")
-    types = forms.ModelMultipleChoiceField(
+    types = SafeModelMultipleChoiceField(
         label="Types",
         queryset=ActivityType.objects.none(),
         required=False,
@@ -129,8 +130,8 @@ class ActivityFilterForm(forms.Form):
         types_field.queryset = company_types(user)
         # "from" is a Python keyword, so these two fields cannot be declared as class attributes.
         date_widget = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
-        self.fields["from"] = forms.DateField(label="From", required=False, widget=date_widget)
-        self.fields["to"] = forms.DateField(label="To", required=False, widget=date_widget)
+        self.fields["from"] = BoundedDateField(label="From", required=False, widget=date_widget)
+        self.fields["to"] = BoundedDateField(label="To", required=False, widget=date_widget)
         self.order_fields(["owner", "types", "status", "time", "from", "to", "q", "sort"])
 
     def clean(self) -> dict[str, Any] | None:

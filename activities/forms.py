@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, cast
 
@@ -22,6 +23,11 @@ from django.forms.utils import ErrorList
 from django.utils.datastructures import MultiValueDict
 
 from accounts.models import User
+from activities.bounds import (
+    BoundedDateField,
+    SafeModelChoiceField,
+    SafeModelMultipleChoiceField,
+)
 from activities.filters import company_types
 from activities.models import Activity, ActivityType, Person, Visibility
 from activities.pickers import PICKERS, PickerItem, PickerState, clean_query, items_by_pk, resolve
@@ -40,6 +46,12 @@ DURATION_CHOICES = [
 ]
 DEFAULT_PRESET = "30"
 ONE_DAY = dt.timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class GuestChip:
+    address: str
+    invalid: bool = False
 
 
 def parse_guests(raw: str) -> list[str]:
@@ -75,7 +87,15 @@ def parse_guests(raw: str) -> list[str]:
 def local_start(day: dt.date, time: dt.time, tz: dt.tzinfo) -> dt.datetime:
     """``day`` at ``time`` on the user's wall clock, refusing times a daylight-saving jump skips."""
     aware = dt.datetime.combine(day, time, tzinfo=tz)
-    round_trip = aware.astimezone(dt.UTC).astimezone(tz)
+    try:
+        round_trip = aware.astimezone(dt.UTC).astimezone(tz)
+    except OverflowError:
+        # Only next to datetime's limits (years 1 and 9999); the date fields refuse those already.
+        raise ValidationError(
+            "%(time)s on %(day)s is out of the range of dates CalSync can handle.",
+            code="date_out_of_range",
+            params={"time": time.strftime("%H:%M"), "day": day.isoformat()},
+        ) from None
     if round_trip.replace(tzinfo=None) != aware.replace(tzinfo=None):
         raise ValidationError(
             "%(time)s does not exist on %(day)s in your time zone (%(tz)s): the clocks skip it.",
@@ -83,6 +103,11 @@ def local_start(day: dt.date, time: dt.time, tz: dt.tzinfo) -> dt.datetime:
             params={"time": time.strftime("%H:%M"), "day": day.isoformat(), "tz": str(tz)},
         )
     return aware
+
+
+def _ends_next_day(starts: dt.datetime, ends: dt.datetime) -> bool:
+    """Whether the end time alone says when ``ends`` is: the next day, at a time before the start time."""
+    return ends.date() == starts.date() + ONE_DAY and ends.time() < starts.time()
 
 
 def preset_for(duration: dt.timedelta | None) -> str:
@@ -131,7 +156,7 @@ class ActivityForm(forms.ModelForm[Activity]):
         required=False,
         help_text="An all-day activity has no start time; it may last several days.",
     )
-    end_date = forms.DateField(
+    end_date = BoundedDateField(
         label="Last day",
         required=False,
         widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
@@ -154,7 +179,10 @@ class ActivityForm(forms.ModelForm[Activity]):
         label="End time",
         required=False,
         widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
-        help_text="With “Custom”: when it ends, on the same day. Empty: no fixed length.",
+        help_text=(
+            "With “Custom”: when it ends. A time before the start time is on the next day"
+            " (22:00 to 01:00 runs past midnight). Empty: no fixed length."
+        ),
     )
     guests = forms.CharField(
         label="Guests",
@@ -188,6 +216,15 @@ class ActivityForm(forms.ModelForm[Activity]):
             "visibility",
         )
         labels = {"due_date": "Date", "note": "Note", "done": "Done"}
+        # Posted ids and dates are checked before they reach the database or date arithmetic.
+        field_classes = {
+            "due_date": BoundedDateField,
+            "type": SafeModelChoiceField,
+            "participants": SafeModelMultipleChoiceField,
+            "deal": SafeModelChoiceField,
+            "person": SafeModelChoiceField,
+            "organization": SafeModelChoiceField,
+        }
         help_texts = {"due_date": ""}
         widgets = {
             "due_date": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
@@ -231,6 +268,9 @@ class ActivityForm(forms.ModelForm[Activity]):
         participants.error_messages["invalid_choice"] = (
             "Person %(value)s does not exist or you may not see them."
         )
+        participants.error_messages["invalid_pk_value"] = (
+            "Person %(pk)s does not exist or you may not see them."
+        )
         self.fields["subject"].error_messages["required"] = "Give the activity a subject."
         self.fields["due_date"].error_messages["required"] = "Pick the date of the activity."
         visibility = cast(forms.ChoiceField, self.fields["visibility"])
@@ -251,7 +291,7 @@ class ActivityForm(forms.ModelForm[Activity]):
         self.initial["duration_preset"] = preset_for(instance.duration)
         if instance.duration and self.initial["duration_preset"] == CUSTOM_DURATION:
             end = (instance.start_at + instance.duration).astimezone(self.user.tzinfo)
-            if end.date() == local.date():
+            if end.date() == local.date() or _ends_next_day(local, end):
                 self.initial["end_time"] = end.time().replace(tzinfo=None)
             else:
                 kept = f"It now ends on {end:%a %d %b %Y, %H:%M}; leave empty to keep that length."
@@ -348,6 +388,30 @@ class ActivityForm(forms.ModelForm[Activity]):
     def clean_guests(self) -> list[str]:
         return parse_guests(self.cleaned_data.get("guests") or "")
 
+    @property
+    def guest_chips(self) -> list[GuestChip]:
+        """The guests as ``_guests.html`` draws them for the tag input, marked invalid where the server refused them.
+
+        The browser's own check is close to Django's but not the same: after a refused save the
+        chips must say what the error message says.
+        """
+        if self.is_bound:
+            raw = str(self.data.get(self.add_prefix("guests")) or "")
+            refused = {
+                str(error.params["value"])
+                for error in self.errors.as_data().get("guests", [])
+                if error.code == "invalid_guest" and error.params
+            }
+        else:
+            initial = self.initial.get("guests") or ""
+            raw = "\n".join(initial) if isinstance(initial, list | tuple) else str(initial)
+            refused = set()
+        return [
+            GuestChip(address=token, invalid=token in refused)
+            for token in GUEST_SEPARATORS.split(raw.strip())
+            if token
+        ]
+
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         day: dt.date | None = cleaned.get("due_date")
@@ -385,20 +449,27 @@ class ActivityForm(forms.ModelForm[Activity]):
         if preset in PRESET_MINUTES:
             duration = dt.timedelta(minutes=PRESET_MINUTES[preset])
         elif end_time is not None:
+            if end_time == start_time:
+                self.add_error("end_time", "The end time must differ from the start time.")
+                return
+            # An end time before the start time is on the next day: 22:00 to 01:00 runs past midnight.
+            end_day = day + ONE_DAY if end_time < start_time else day
             try:
-                ends = local_start(day, end_time, self.user.tzinfo)
+                ends = local_start(end_day, end_time, self.user.tzinfo)
             except ValidationError as error:
                 self.add_error("end_time", error)
                 return
             # Real elapsed time (in UTC), not wall-clock time, across a daylight-saving change.
             duration = ends.astimezone(dt.UTC) - starts.astimezone(dt.UTC)
             if duration <= dt.timedelta(0):
+                # Cannot happen with both times read the same way (first occurrence); kept as a guard.
                 self.add_error("end_time", "The end time must be after the start time.")
                 return
         elif self.instance.pk is not None and self.instance.duration and self.instance.start_at is not None:
-            # An end on a later day cannot be shown as an end time; keep the stored length unchanged.
+            # An end the end time cannot express (a later day, beyond the next morning) keeps its stored length.
             old_local = self.instance.start_at.astimezone(self.user.tzinfo)
-            if (old_local + self.instance.duration).date() != old_local.date():
+            old_end = (self.instance.start_at + self.instance.duration).astimezone(self.user.tzinfo)
+            if old_end.date() != old_local.date() and not _ends_next_day(old_local, old_end):
                 duration = self.instance.duration
         self.instance.start_at = starts.astimezone(dt.UTC)
         self.instance.duration = duration

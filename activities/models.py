@@ -164,6 +164,11 @@ class Activity(models.Model):
     sync_seen_at = models.DateTimeField(
         null=True, blank=True, editable=False, help_text="The change the calendar sync last processed"
     )
+    # R11: {tracked field: ISO time of its last CRM change}, so a conflict goes to the later edit
+    # of that field, not of the whole item (written by activities.signals with sync_changed_at).
+    sync_field_changed_at = models.JSONField(
+        default=dict, blank=True, editable=False, help_text="When each synced field last changed in the CRM"
+    )
     sync_read_only_reason = models.CharField(
         max_length=255, blank=True, editable=False, help_text="Why this activity cannot be edited (R7)"
     )

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.db.models import Model, Q, QuerySet
 
+from activities.bounds import parse_ids
 from activities.visibility import visible_deals, visible_organizations, visible_persons
 
 if TYPE_CHECKING:
@@ -115,11 +116,11 @@ def _matching(kind: PickerKind, user: User, text: str) -> QuerySet[Any]:
 
 
 def suggestions(
-    kind: PickerKind, user: User, text: str, exclude: Iterable[int] = ()
+    kind: PickerKind, user: User, text: str, exclude: Iterable[object] = ()
 ) -> tuple[list[PickerItem], bool]:
     """Up to ``SUGGESTION_LIMIT`` items matching ``text`` (all when empty), and whether there are more."""
     rows = list(
-        _matching(kind, user, clean_query(text)).exclude(pk__in=list(exclude))[: SUGGESTION_LIMIT + 1]
+        _matching(kind, user, clean_query(text)).exclude(pk__in=parse_ids(exclude))[: SUGGESTION_LIMIT + 1]
     )
     return [item_of(kind, row) for row in rows[:SUGGESTION_LIMIT]], len(rows) > SUGGESTION_LIMIT
 
@@ -152,11 +153,7 @@ def resolve(kind: PickerKind, user: User, text: str) -> Match:
 
 def items_by_pk(kind: PickerKind, user: User, pks: Iterable[object]) -> list[PickerItem]:
     """The visible items among ``pks`` (posted values, so possibly junk), in the order given."""
-    wanted: list[int] = []
-    for raw in pks:
-        value = str(getattr(raw, "pk", raw))
-        if value.isdigit() and int(value) not in wanted:
-            wanted.append(int(value))
+    wanted = parse_ids(pks)
     if not wanted:
         return []
     found = {row.pk: item_of(kind, row) for row in kind.items(user).filter(pk__in=wanted)}

@@ -1,7 +1,8 @@
 """The activities app's own bookkeeping, and what it announces to other apps.
 
 - Every new company starts with the six default activity types (A2).
-- A CRM change of a synced field (R8) stamps ``sync_changed_at`` and is announced with
+- A CRM change of a synced field (R8) stamps ``sync_changed_at``, and the change time of each
+  changed field in ``sync_field_changed_at`` (R11), and is announced with
   ``synced_fields_changed`` (``activity_ids``): the calendar sync listens, this app knows
   nothing of it. Writes made inside ``tracking.engine_writes()`` (the sync's own) are not
   announced, so nothing pulled from a calendar is pushed back.
@@ -17,14 +18,21 @@ from django.utils import timezone
 
 from accounts.models import Company
 from activities.models import DEFAULT_ACTIVITY_TYPES, Activity, ActivityType
-from activities.tracking import TRACKED_FIELDS, engine_is_writing, remember, synced_fields_changed
+from activities.tracking import (
+    PARTICIPANTS,
+    TRACKED_FIELDS,
+    changed_synced_fields,
+    engine_is_writing,
+    remember,
+    stamp_fields,
+)
 
 # Sent after a commit-ready save with ``activity_ids``: a synced field of these activities changed.
 activity_synced_fields_changed = Signal()
 
 _CHANGED = "_calsync_changed"
 # update_fields names that can carry a tracked change (``type`` for ``type_id``).
-_TRACKED_NAMES = frozenset(TRACKED_FIELDS) | {"type"}
+_TRACKED_NAMES = frozenset(TRACKED_FIELDS) | {"type", "owner"}
 
 
 @receiver(post_save, sender=Company, dispatch_uid="activities.default_types")
@@ -55,8 +63,10 @@ def stamp_synced_change(
         return
     if update_fields is not None and not (set(update_fields) & _TRACKED_NAMES):
         return
-    if synced_fields_changed(instance):
+    changed = changed_synced_fields(instance, update_fields)
+    if changed:
         instance.sync_changed_at = timezone.now()
+        stamp_fields(instance, changed, instance.sync_changed_at)
         setattr(instance, _CHANGED, True)
 
 
@@ -68,8 +78,10 @@ def announce_synced_change(
     remember(instance, update_fields)
     if raw or not changed or engine_is_writing():
         return
-    if update_fields is not None and "sync_changed_at" not in update_fields:
-        Activity.objects.filter(pk=instance.pk).update(sync_changed_at=instance.sync_changed_at)
+    if update_fields is not None and not {"sync_changed_at", "sync_field_changed_at"} <= set(update_fields):
+        Activity.objects.filter(pk=instance.pk).update(
+            sync_changed_at=instance.sync_changed_at, sync_field_changed_at=instance.sync_field_changed_at
+        )
     activity_synced_fields_changed.send(sender=Activity, activity_ids=[instance.pk])
 
 
@@ -82,5 +94,16 @@ def participants_changed(
     activity_ids = list(pk_set or []) if reverse else [instance.pk]
     if not activity_ids:
         return
-    Activity.objects.filter(pk__in=activity_ids).update(sync_changed_at=timezone.now())
+    moment = timezone.now()
+    if not reverse:
+        # The activity in hand holds its latest stamps (a form saves it, then its participants).
+        instance.sync_changed_at = moment
+        stamps = stamp_fields(instance, [PARTICIPANTS], moment)
+        Activity.objects.filter(pk=instance.pk).update(sync_changed_at=moment, sync_field_changed_at=stamps)
+    else:
+        for activity in Activity.objects.filter(pk__in=activity_ids).only("pk", "sync_field_changed_at"):
+            stamps = stamp_fields(activity, [PARTICIPANTS], moment)
+            Activity.objects.filter(pk=activity.pk).update(
+                sync_changed_at=moment, sync_field_changed_at=stamps
+            )
     activity_synced_fields_changed.send(sender=Activity, activity_ids=activity_ids)

@@ -18,12 +18,18 @@ NEVER = "none"
 STOPPED_LABEL = "Not syncing"
 STOPPED_DETAIL = "the calendar sync was stopped"
 NEVER_LABEL = "Not synced"
-# Shown beside the words, never instead of them (aria-hidden in the templates).
+# A6: another user's private activity says nothing of its sync (whether its type is one the owner
+# sends, which calendar account the owner has): the list, calendar, detail page and export alike.
+HIDDEN = "hidden"
+HIDDEN_LABEL = "Private"
+HIDDEN_DETAIL = "only its owner sees its sync status"
+# Shown beside the words, never instead of them (aria-hidden in the templates). No dash: after a
+# start time ("11:30 -") it would read as a time range.
 GLYPHS = {
     SyncStatus.SYNCED.value: "\N{CHECK MARK}",
     SyncStatus.PENDING.value: "\N{CLOCKWISE OPEN CIRCLE ARROW}",
     SyncStatus.ERROR.value: "!",
-    SyncStatus.SKIPPED.value: "\N{EN DASH}",
+    SyncStatus.SKIPPED.value: "\N{RIGHTWARDS ARROW WITH HOOK}",
     STOPPED: "\N{CIRCLED DIVISION SLASH}",
 }
 
@@ -41,8 +47,8 @@ class SyncBadge:
 
     @property
     def is_shown(self) -> bool:
-        """False for an activity no sync ever touched: the calendar shows no badge for it."""
-        return self.status != NEVER
+        """False for an activity no sync ever touched, or a colleague's private one: no badge."""
+        return self.status not in {NEVER, HIDDEN}
 
     @property
     def icon_path(self) -> str:
@@ -57,6 +63,8 @@ class SyncBadge:
     def title(self) -> str:
         if self.status == NEVER:
             return self.label
+        if self.status == HIDDEN:
+            return f"{self.label}: {HIDDEN_DETAIL}"
         if self.status == STOPPED:
             return f"{self.label}: {STOPPED_DETAIL}"
         with_account = f" with {self.account_email}" if self.account_email else ""
@@ -65,13 +73,14 @@ class SyncBadge:
 
 
 def sync_badge(activity: Activity) -> SyncBadge:
+    if getattr(activity, "masked", False):
+        return SyncBadge(status=HIDDEN, label=HIDDEN_LABEL)
     if not activity.sync_status:
         return SyncBadge(status=NEVER, label=NEVER_LABEL)
     account = activity.calendar_account
     if account is not None and account.stopped_at is not None:
         return SyncBadge(status=STOPPED, label=STOPPED_LABEL)
-    # A6: another user's private activity keeps its reason (it may quote the subject) to itself.
-    reason = "" if getattr(activity, "masked", False) else activity.sync_error
+    reason = activity.sync_error
     if account is None:
         return SyncBadge(status=activity.sync_status, label=activity.get_sync_status_display(), reason=reason)
     return SyncBadge(

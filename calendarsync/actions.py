@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from django.db import models, transaction
+from django.db.models import Min
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import User
-from activities.models import ActivityType
+from activities.models import Activity, ActivityType, SyncStatus
 from calendarsync.crypto import Secret
 from calendarsync.models import (
     AccountState,
@@ -112,7 +115,7 @@ def do_connect_account(
     if previous is not None:
         _audit(account, acting_user, "preferences_restored", {"from_account": previous.account_id})
     if reconnect and state == AccountState.ACTIVE and preferences.sync_started_at is not None:
-        request_sync(account.pk)  # R10: carry on where the revoked sign-in stopped
+        request_sync(account.pk, force=True)  # R10: carry on where the revoked sign-in stopped
     return account
 
 
@@ -264,7 +267,8 @@ def do_update_preferences(
     """Apply ``changes`` (preference field -> new value) and record what changed (O8).
 
     Returns the changes actually made, as ``{field: {"from": ..., "to": ...}}``; an empty dict
-    when every value was already set. O10: nothing already synced is touched here.
+    when every value was already set. O10: nothing already synced is touched here; a type sent
+    again makes its items that changed while it was not sent due (R6).
     """
     _check_changes(account, changes)
     preferences = SyncPreferences.objects.select_for_update().get(account=account)
@@ -276,15 +280,50 @@ def do_update_preferences(
             if before != after:
                 preferences.outgoing_types.set(after)
                 made[field] = {"from": _describe(before), "to": _describe(after)}
+                _send_again(account, preferences, {t.pk for t in after} - {t.pk for t in before})
             continue
         before_value = getattr(preferences, field)
         if before_value != value:
             setattr(preferences, field, value)
             made[field] = {"from": _describe(before_value), "to": _describe(value)}
+            if (
+                field == "incoming_type"
+                and isinstance(before_value, ActivityType)
+                and not before_value.is_active
+            ):
+                _list_again(account, preferences)
     if made:
         preferences.save()
         _audit(account, acting_user, "preferences_updated", {"changes": made})
     return made
+
+
+def _list_again(account: CalendarAccount, preferences: SyncPreferences) -> None:
+    """O3: new events were skipped while the incoming type was deactivated; the next run lists
+    the calendar in full, so they come in with the type chosen now (known ones keep theirs, R5)."""
+    CalendarAccount.objects.filter(pk=account.pk).update(full_sync_at=None)
+    if preferences.sync_started_at is not None and preferences.sync_stopped_at is None:
+        request_sync(account.pk)
+
+
+def _send_again(account: CalendarAccount, preferences: SyncPreferences, type_ids: set[int]) -> None:
+    """R6: the owner's future items of types sent again, skipped while their type was not sent,
+    are due for the next run; changed since sync started (R2), they go out then, not at some later
+    full listing. Unchanged ones linked to an event cost nothing: the push finds nothing to write."""
+    baseline = preferences.crm_baseline
+    if not type_ids or baseline is None or preferences.sync_stopped_at is not None:
+        return
+    today = timezone.now().astimezone(account.user.tzinfo).date()
+    marked = Activity.objects.filter(
+        owner_id=account.user_id,
+        calendar_account=account,
+        type_id__in=type_ids,
+        sync_status=SyncStatus.SKIPPED,
+        sync_changed_at__gte=baseline,
+        due_date__gte=today - dt.timedelta(days=1),
+    ).update(sync_seen_at=None, sync_status=SyncStatus.PENDING, sync_error="")
+    if marked:
+        request_sync(account.pk)
 
 
 def _check_changes(account: CalendarAccount, changes: Mapping[str, Any]) -> None:
@@ -330,16 +369,29 @@ def do_start_sync(*, acting_user: User, account: CalendarAccount) -> SyncPrefere
     if preferences.calendar_id is None:
         raise CannotStartSync("Choose a calendar to sync with first.")
     now = timezone.now()
+    preferences.crm_changes_since = _first_start(account, preferences, now)
     preferences.sync_started_at = now
     preferences.sync_stopped_at = None
-    preferences.save(update_fields=["sync_started_at", "sync_stopped_at", "updated_at"])
+    preferences.save(update_fields=["sync_started_at", "crm_changes_since", "sync_stopped_at", "updated_at"])
     account.state = AccountState.ACTIVE
     account.state_detail = ""
     account.save(update_fields=["state", "state_detail"])
     _audit(account, acting_user, "sync_started", {"calendar": _describe(preferences.calendar)})
     # O9: the first sync (the baseline, R2) runs within seconds, not at the next beat.
-    request_sync(account.pk)
+    request_sync(account.pk, force=True)
     return preferences
+
+
+def _first_start(account: CalendarAccount, preferences: SyncPreferences, now: dt.datetime) -> dt.datetime:
+    """R2 for CRM changes across reconnects (Stop sync, Add account, Start sync; C6): the user's
+    first start. What changed since and was never sent (made while the account was revoked or
+    stopped) goes out with this account; nothing older."""
+    earlier = (
+        SyncPreferences.objects.filter(account__user_id=account.user_id, sync_started_at__isnull=False)
+        .annotate(since=Coalesce("crm_changes_since", "sync_started_at"))
+        .aggregate(first=Min("since"))["first"]
+    )
+    return min(earlier, now) if earlier is not None else now
 
 
 @transaction.atomic

@@ -13,6 +13,7 @@ from typing import Any, ClassVar, cast
 from django import forms
 
 from accounts.models import User
+from activities.bounds import SafeModelMultipleChoiceField
 from activities.models import ActivityType
 from calendarsync.actions import active_company_types, writable_calendars
 from calendarsync.models import (
@@ -125,7 +126,7 @@ class OutgoingTypesForm(PreferenceForm):
     title = "Choose which CRM activities appear in your calendar"
     help = "Your activities of the ticked types are sent to your calendar."
 
-    outgoing_types = forms.ModelMultipleChoiceField(
+    outgoing_types = SafeModelMultipleChoiceField(
         label="Activity types sent to your calendar",
         queryset=ActivityType.objects.none(),
         required=False,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import ClassVar
 
 from django.conf import settings
@@ -49,6 +50,10 @@ class CalendarAccount(models.Model):
     sync_lease_token = models.CharField(max_length=32, blank=True, editable=False)
     last_sync_error = models.CharField(max_length=500, blank=True, editable=False)
     sync_failures = models.PositiveIntegerField(default=0, editable=False)
+    # The provider asked to be left alone until then (Retry-After, R10): no run starts before.
+    sync_not_before = models.DateTimeField(null=True, blank=True, editable=False)
+    # Items the calendar refuses (R16), as the last run counted them; the status says so.
+    refused_items = models.PositiveIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ("-connected_at",)
@@ -135,6 +140,10 @@ class SyncPreferences(models.Model):
     include_details = models.BooleanField(default=True)
     sync_started_at = models.DateTimeField(null=True, blank=True)
     sync_stopped_at = models.DateTimeField(null=True, blank=True)
+    # R2 for CRM activities: changes made since then are sent. The start of the user's first sync,
+    # carried over Stop sync + Add account, so what changed while no account synced still goes
+    # out (and nothing older). Empty: ``sync_started_at``.
+    crm_changes_since = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -142,6 +151,11 @@ class SyncPreferences(models.Model):
 
     def __str__(self) -> str:
         return f"Preferences of {self.account}"
+
+    @property
+    def crm_baseline(self) -> datetime | None:
+        """R2: CRM activities created or changed since then are sent."""
+        return self.crm_changes_since or self.sync_started_at
 
 
 class AuditEvent(models.Model):
@@ -252,6 +266,45 @@ class SyncRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account} {self.started_at:%Y-%m-%d %H:%M:%S} {self.outcome}"
+
+
+class ItemFailure(models.Model):
+    """An item the calendar refused (R16): retried with backoff, or at once when it changes.
+
+    A push that failed is keyed on its activity (``changed_at``: the change the calendar refused);
+    an event deletion that failed on the event (``external_id``, no activity). The row goes
+    away when the item syncs; ``first_failed_at`` says how long it has been failing.
+    """
+
+    account = models.ForeignKey(CalendarAccount, on_delete=models.CASCADE, related_name="item_failures")
+    activity = models.ForeignKey(
+        "activities.Activity", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    external_id = models.CharField(max_length=1024, blank=True)
+    reason = models.CharField(max_length=500)
+    failures = models.PositiveIntegerField(default=1)
+    first_failed_at = models.DateTimeField()
+    failed_at = models.DateTimeField()
+    retry_at = models.DateTimeField()
+    changed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=("account", "activity"),
+                condition=Q(activity__isnull=False),
+                name="itemfailure_unique_activity",
+            ),
+            models.UniqueConstraint(
+                fields=("account", "external_id"),
+                condition=Q(activity__isnull=True),
+                name="itemfailure_unique_event",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        item = f"activity {self.activity_id}" if self.activity_id else f"event {self.external_id}"
+        return f"{item} refused {self.failures}x, retry at {self.retry_at:%Y-%m-%d %H:%M}"
 
 
 class ActivityTrash(models.Model):

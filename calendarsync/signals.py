@@ -59,12 +59,26 @@ def _changed_for_sync(activity_ids: list[int]) -> None:
     """
     now = timezone.now()
     activities = (
-        Activity.objects.filter(pk__in=activity_ids).select_related("owner", "type").only(*_STATUS_FIELDS)
+        Activity.objects.filter(pk__in=activity_ids)
+        .select_related("owner", "type", "calendar_account")
+        .only(*_STATUS_FIELDS, "calendar_account__user_id")
     )
     requested: set[int] = set()
     for activity in activities:
+        for account_id in _follow_owner(activity):
+            if account_id not in requested:
+                requested.add(account_id)
+                request_sync(account_id)
         account = _syncing_account_of(activity.owner_id, activity.pk, activity.type_id)
         if account is None:
+            if (
+                activity.calendar_account is not None
+                and activity.calendar_account.user_id != activity.owner_id
+            ):
+                # R13: given to a user without sync: no longer part of anyone's sync.
+                Activity.objects.filter(pk=activity.pk).update(
+                    sync_status=None, sync_error="", calendar_account=None
+                )
             continue
         status, reason = status_at_save(
             activity,
@@ -79,6 +93,32 @@ def _changed_for_sync(activity_ids: list[int]) -> None:
         if account["pk"] not in requested:
             requested.add(account["pk"])
             request_sync(account["pk"])
+
+
+def _follow_owner(activity: Activity) -> list[int]:
+    """R13: the activity's links follow its owner; returns the accounts whose sync must act on it.
+
+    A link with another user's calendar ends: its event is deleted by that account's next sync
+    (an occurrence of a series is only detached, R14), whose pull no longer applies anything to
+    the activity. The ended link keeps no activity (like a CRM deletion's): given back later, the
+    activity gets a link and an event of its own, and the old event still goes.
+    """
+    links = list(
+        EventLink.objects.filter(activity_id=activity.pk, state=LinkState.ACTIVE)
+        .exclude(account__user_id=activity.owner_id)
+        .values("pk", "is_recurring_instance", "account_id", "account__stopped_at")
+    )
+    if not links:
+        return []
+    for recurring, state in ((True, LinkState.DETACHED), (False, LinkState.DELETE_PENDING)):
+        pks = [link["pk"] for link in links if link["is_recurring_instance"] == recurring]
+        if pks:
+            EventLink.objects.filter(pk__in=pks).update(state=state, activity=None)
+    return [
+        link["account_id"]
+        for link in links
+        if link["account__stopped_at"] is None and not link["is_recurring_instance"]
+    ]
 
 
 @receiver(activity_synced_fields_changed, sender=Activity, dispatch_uid="calendarsync.schedule_push")

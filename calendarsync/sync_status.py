@@ -78,6 +78,14 @@ class SyncStatus:
     last_synced_at: dt.datetime | None = None
     synced_ago: str = ""  # "2 minutes" (empty when ``just_now``)
     just_now: bool = False
+    # Items the calendar refuses (R16), as the last run counted them.
+    refused_items: int = 0
+
+    @property
+    def refused_text(self) -> str:
+        return ngettext(
+            "%(n)d item could not be synced", "%(n)d items could not be synced", self.refused_items
+        ) % {"n": self.refused_items}
 
     @property
     def badge(self) -> str:
@@ -94,14 +102,23 @@ def account_status(
     """The sync status the account header shows; at most one query (the latest run's counts)."""
     now = now or timezone.now()
     phase = _phase(account, preferences, now)
+    refused = account.refused_items if phase != Phase.NOT_STARTED else 0
     if phase == Phase.RUNNING:
-        return SyncStatus(phase, counts=_running_counts(account, now))
+        return SyncStatus(phase, counts=_running_counts(account, now), refused_items=refused)
     if phase != Phase.SYNCED or account.last_synced_at is None:
-        return SyncStatus(phase, last_synced_at=account.last_synced_at)
+        return SyncStatus(phase, last_synced_at=account.last_synced_at, refused_items=refused)
     last = account.last_synced_at
     if now - last < JUST_NOW:
-        return SyncStatus(phase, counts=_finished_counts(account, last), last_synced_at=last, just_now=True)
-    return SyncStatus(phase, last_synced_at=last, synced_ago=timesince(last, now, depth=1))
+        return SyncStatus(
+            phase,
+            counts=_finished_counts(account, last),
+            last_synced_at=last,
+            just_now=True,
+            refused_items=refused,
+        )
+    return SyncStatus(
+        phase, last_synced_at=last, synced_ago=timesince(last, now, depth=1), refused_items=refused
+    )
 
 
 def _phase(account: CalendarAccount, preferences: SyncPreferences | None, now: dt.datetime) -> Phase:

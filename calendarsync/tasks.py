@@ -61,6 +61,10 @@ def sync_account(self: Any, account_id: int, requested: bool = False) -> str:
     retries = int(self.request.retries or 0)
     if outcome.status == runner.RunStatus.RETRY and retries < MAX_TRANSIENT_RETRIES:
         raise self.retry(countdown=retry_countdown(retries, outcome.retry_after))
+    if outcome.status == runner.RunStatus.THROTTLED and requested and retries < MAX_BUSY_RETRIES:
+        # The provider asked to wait (Retry-After): this change goes out right after that.
+        jitter = random.uniform(0, 1)  # noqa: S311 - spreading retries, not cryptography
+        raise self.retry(countdown=float(outcome.retry_after or 0.0) + jitter)
     if outcome.status == runner.RunStatus.BUSY and requested and retries < MAX_BUSY_RETRIES:
         # The running sync may have read the activities before this change: run again after it.
         raise self.retry(countdown=debounce_seconds() * 2)
@@ -71,18 +75,21 @@ def debounce_seconds() -> float:
     return float(getattr(settings, "CALSYNC_SYNC_DEBOUNCE_SECONDS", DEFAULT_DEBOUNCE_SECONDS))
 
 
-def request_sync(account_id: int) -> None:
+def request_sync(account_id: int, *, force: bool = False) -> None:
     """R8: sync the account a few seconds after the current transaction commits.
 
     Debounced: the first request marks the account and queues one delayed run; later saves
     before that run starts ride along (the run clears the mark when it claims the account).
+    ``force`` (Start sync, reconnect) always queues: a mark left while the account could not
+    sync (revoked, stopped) was never honoured, and the user is told a sync is starting.
     """
     now = timezone.now()
-    marked = (
-        CalendarAccount.objects.filter(pk=account_id)
-        .filter(Q(sync_requested_at__isnull=True) | Q(sync_requested_at__lt=now - REQUEST_STALE_AFTER))
-        .update(sync_requested_at=now)
-    )
+    accounts = CalendarAccount.objects.filter(pk=account_id)
+    if not force:
+        accounts = accounts.filter(
+            Q(sync_requested_at__isnull=True) | Q(sync_requested_at__lt=now - REQUEST_STALE_AFTER)
+        )
+    marked = accounts.update(sync_requested_at=now)
     if marked:
         transaction.on_commit(lambda: _send_requested(account_id), robust=True)
 

@@ -11,6 +11,7 @@ from django.views.decorators.http import require_http_methods
 from activities.calendar import CalendarView, build_grid, grid_range, parse_anchor, parse_view
 from activities.calendar_week import build_week
 from activities.filters import ActivityFilterForm, SortChoice, days_condition, filter_activities, order_by_due
+from activities.sync_display import sync_badge
 from activities.views.common import HtmxHttpRequest, render_page_or_fragment
 from activities.visibility import visible_activities
 
@@ -50,14 +51,15 @@ def activity_calendar(request: HtmxHttpRequest) -> HttpResponse:
         "week": build_week(grid, tz=tz, now=now) if view is CalendarView.WEEK else None,
         "view": view.value,
         "anchor": anchor.isoformat(),
-        "previous_date": grid.previous_anchor.isoformat(),
-        "next_date": grid.next_anchor.isoformat(),
+        # Empty at the ends of the range of dates the calendar shows: no link there.
+        "previous_date": grid.previous_anchor.isoformat() if grid.previous_anchor else "",
+        "next_date": grid.next_anchor.isoformat() if grid.next_anchor else "",
         "today_date": today.isoformat(),
         "limit": limit,
         "total": total,
         "truncated": total > limit,
         # The key to the status glyphs, once any item shown has one.
-        "show_sync_legend": any(activity.sync_status for activity in shown),
+        "show_sync_legend": any(sync_badge(activity).is_shown for activity in shown),
         "viewer_tz": tz,
     }
     return render_page_or_fragment(request, "activities/calendar.html", "activities/_calendar.html", context)

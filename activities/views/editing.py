@@ -16,6 +16,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods
 
 from accounts.models import User
+from activities.bounds import in_date_range
 from activities.forms import ActivityForm
 from activities.models import Activity, Person
 from activities.views.common import (
@@ -36,6 +37,11 @@ def _safe_next(request: HtmxHttpRequest, fallback: str = "activities:list") -> H
     ):
         return HttpResponseRedirect(target)
     return redirect(fallback)
+
+
+def _read_only_status(request: HtmxHttpRequest) -> int:
+    """A read-only activity's page answers a change with 403 Forbidden (and shows why)."""
+    return 403 if request.method == "POST" else 200
 
 
 def _visible_participants(user: User, activity: Activity) -> list[Person]:
@@ -67,9 +73,10 @@ def activity_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 def _initial_for_new(request: HtmxHttpRequest) -> dict[str, object]:
     raw_date = request.GET.get("date", "")
     try:
-        return {"due_date": dt.date.fromisoformat(raw_date)} if raw_date else {}
+        day = dt.date.fromisoformat(raw_date) if raw_date else None
     except ValueError:
         return {}
+    return {"due_date": day} if day is not None and in_date_range(day) else {}
 
 
 @login_required
@@ -91,6 +98,18 @@ def activity_create(request: HtmxHttpRequest) -> HttpResponse:
 def activity_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     user = request.user
     activity = access_own_activity(user, pk)
+    if activity.sync_read_only_reason:
+        # R7, R14: shown read-only with the reason (once); a POST changes nothing.
+        return render(
+            request,
+            "activities/form.html",
+            {
+                "form": ActivityForm(instance=activity, user=user),
+                "activity": activity,
+                "viewer_tz": user.tzinfo,
+            },
+            status=_read_only_status(request),
+        )
     form = ActivityForm(request.POST or None, instance=activity, user=user)
     if request.method == "POST" and form.is_valid():
         form.save()
@@ -106,6 +125,14 @@ def activity_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 def activity_delete(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     user = request.user
     activity = access_own_activity(user, pk)
+    if activity.sync_read_only_reason:
+        # R14: an occurrence cannot be deleted in the CRM; the page says why, a POST deletes nothing.
+        return render(
+            request,
+            "activities/confirm_delete.html",
+            {"activity": activity, "viewer_tz": user.tzinfo},
+            status=_read_only_status(request),
+        )
     if request.method == "POST":
         activity.delete()
         messages.success(request, "Activity deleted.")

@@ -12,6 +12,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
+from activities.bounds import parse_ids
 from activities.pickers import PICKERS, clean_query, suggestions
 from activities.views.common import HtmxHttpRequest
 
@@ -24,7 +25,7 @@ def picker_options(request: HtmxHttpRequest, field: str) -> HttpResponse:
     if kind is None:
         raise Http404("No such picker.")
     text = clean_query(request.GET.get(kind.query_name, ""))
-    chosen = [int(value) for value in request.GET.getlist(kind.field) if value.isdigit()]
+    chosen = parse_ids(request.GET.getlist(kind.field))
     items, more = suggestions(kind, request.user, text, exclude=chosen)
     response = render(
         request,

@@ -54,6 +54,7 @@ from calendarsync.emulators.exchange_xml import (
     response_message,
 )
 from calendarsync.emulators.google_http import Request, Response, html_page
+from calendarsync.emulators.request_log import LoggedRequest, RequestLog
 from calendarsync.emulators.server import DropConnection
 
 __all__ = ["EWS_PATH", "FAULT_KINDS", "EwsError", "ExchangeEmulator"]
@@ -94,6 +95,7 @@ class ExchangeEmulator:
         self.timeout_seconds = DEFAULT_TIMEOUT_SECONDS
         self._faults: list[Fault] = []
         self._counts: Counter[str] = Counter()
+        self._requests = RequestLog()
         self._wake = threading.Event()
 
     # -- WSGI ----------------------------------------------------------------------------------
@@ -158,6 +160,7 @@ class ExchangeEmulator:
         operation = operation_elem.tag.rpartition("}")[2]
         with self.state.lock:
             self._counts[operation] += 1
+        self._requests.record(req.method, req.path, operation, req.body)
         handler = OPERATIONS.get(operation)
         if handler is None:
             unknown = SoapError("ErrorInvalidRequest", f"The emulator does not implement {operation}.")
@@ -259,11 +262,18 @@ class ExchangeEmulator:
             return dict(self._counts)
 
     def reset_counts(self) -> None:
+        """Forget the counts and the request log."""
         with self.state.lock:
             self._counts.clear()
+        self._requests.clear()
+
+    def request_log(self) -> list[LoggedRequest]:
+        """The last EWS requests (SOAP bodies, named by operation), oldest first."""
+        return self._requests.entries()
 
     def reset(self) -> None:
         """Forget everything: mailboxes, items, sync states, faults, counts, settings."""
+        self._requests.clear()
         with self.state.lock:
             self.state.reset()
             self._faults.clear()

@@ -32,6 +32,7 @@ from calendarsync.emulators.google_instances import delete_any, find_instance, s
 from calendarsync.emulators.google_oauth import OAuthEndpoints
 from calendarsync.emulators.google_pages import handle_control, handle_demo
 from calendarsync.emulators.google_state import Calendar, EmulatorState, EventFault, OAuthClient
+from calendarsync.emulators.request_log import LoggedRequest, RequestLog
 from calendarsync.emulators.server import DropConnection
 
 __all__ = ["FAULT_KINDS", "ApiError", "GoogleEmulator"]
@@ -91,6 +92,7 @@ class GoogleEmulator:
         self.timeout_seconds = DEFAULT_TIMEOUT_SECONDS
         self._faults: list[Fault] = []
         self._counts: Counter[str] = Counter()
+        self._requests = RequestLog()
         self._wake = threading.Event()
 
     # -- WSGI ----------------------------------------------------------------------------------
@@ -137,6 +139,7 @@ class GoogleEmulator:
         name = endpoint_name(req.method, req.segments[2:])
         if name:
             self._count(name)
+        self._requests.record(req.method, req.path, name or "", req.body)
         fault = self._take_fault(req)
         if fault is not None:
             return self._fault_response(fault)
@@ -259,11 +262,18 @@ class GoogleEmulator:
             return dict(self._counts)
 
     def reset_counts(self) -> None:
+        """Forget the counts and the request log."""
         with self.state.lock:
             self._counts.clear()
+        self._requests.clear()
+
+    def request_log(self) -> list[LoggedRequest]:
+        """The last Calendar API requests (a batch's parts one by one) with their bodies, oldest first."""
+        return self._requests.entries()
 
     def reset(self) -> None:
         """Forget everything: users, clients, tokens, events, faults, counts, settings."""
+        self._requests.clear()
         with self.state.lock:
             self.state.reset()
             self._faults.clear()

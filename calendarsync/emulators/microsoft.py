@@ -52,6 +52,7 @@ from calendarsync.emulators.microsoft_state import (
     StoredEvent,
     normalize_scope,
 )
+from calendarsync.emulators.request_log import LoggedRequest, RequestLog
 from calendarsync.emulators.server import DropConnection
 
 __all__ = ["FAULT_KINDS", "GraphError", "MicrosoftEmulator"]
@@ -114,6 +115,7 @@ class MicrosoftEmulator:
         self.timeout_seconds = DEFAULT_TIMEOUT_SECONDS
         self._faults: list[Fault] = []
         self._counts: Counter[str] = Counter()
+        self._requests = RequestLog()
         self._wake = threading.Event()
 
     @property
@@ -170,6 +172,7 @@ class MicrosoftEmulator:
         name = endpoint_name(req.method, req.segments[1:])
         if name:
             self._count(name)
+        self._requests.record(req.method, req.path, name or "", req.body)
         fault = self._take_fault(req)
         if fault is not None:
             return self._fault_response(fault)
@@ -281,11 +284,18 @@ class MicrosoftEmulator:
             return dict(self._counts)
 
     def reset_counts(self) -> None:
+        """Forget the counts and the request log."""
         with self.state.lock:
             self._counts.clear()
+        self._requests.clear()
+
+    def request_log(self) -> list[LoggedRequest]:
+        """The last Graph requests (a batch's parts one by one) with their bodies, oldest first."""
+        return self._requests.entries()
 
     def reset(self) -> None:
         """Forget everything: users, clients, tokens, events, faults, counts, settings."""
+        self._requests.clear()
         with self.state.lock:
             self.state.reset()
             self._faults.clear()

@@ -8,9 +8,10 @@ happens in one place in the engine (CONVENTIONS, habit 3).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 # --------------------------------------------------------------------------- errors
 
@@ -74,6 +75,26 @@ class Attendee:
     # Provider-neutral response: "accepted", "declined", "tentative" or "needsAction".
     response: str = "needsAction"
     optional: bool = False
+    # The provider's own entry as read (opaque to the engine): an update that keeps this attendee
+    # sends it back as it was, so what we do not model (RSVP time, organizer, self, comments...)
+    # is never overwritten (R11).
+    raw: Any = field(default=None, compare=False, repr=False)
+
+
+# What ``update_event`` can write, by name (``fields``): the content fields and our private tag.
+CONTENT_FIELDS = ("subject", "time", "location", "description", "attendees", "busy", "private")
+TAG = "tag"
+ALL_FIELDS = frozenset((*CONTENT_FIELDS, TAG))
+
+
+def fields_to_write(fields: Collection[str] | None) -> frozenset[str]:
+    """The fields an update writes: ``None`` means all of them; an unknown name is refused."""
+    if fields is None:
+        return ALL_FIELDS
+    unknown = set(fields) - ALL_FIELDS
+    if unknown:
+        raise InvalidEvent(f"unknown event fields: {sorted(unknown)}")
+    return frozenset(fields)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -260,9 +281,19 @@ class CalendarProvider(Protocol):
         ...
 
     def update_event(
-        self, calendar_id: str, external_id: str, event: EventData, *, etag: str | None
+        self,
+        calendar_id: str,
+        external_id: str,
+        event: EventData,
+        *,
+        etag: str | None,
+        fields: Collection[str] | None = None,
     ) -> RemoteEvent:
-        """Overwrite our fields; with an ``etag``, raise ``Conflict`` if the event changed since."""
+        """Write ``fields`` of ``event`` (names of ``ALL_FIELDS``; None: all) and nothing else (R11).
+
+        With an ``etag``, raise ``Conflict`` if the event changed since. Attendees are written as
+        ``event.attendees`` lists them: entries carrying ``raw`` go back as the provider gave them.
+        """
         ...
 
     def delete_event(self, calendar_id: str, external_id: str, *, etag: str | None = None) -> None:
@@ -279,6 +310,9 @@ class CalendarProvider(Protocol):
 
 
 __all__ = [
+    "ALL_FIELDS",
+    "CONTENT_FIELDS",
+    "TAG",
     "Attendee",
     "AuthRevoked",
     "CalendarProvider",
@@ -295,5 +329,6 @@ __all__ = [
     "RemoteEvent",
     "TransientError",
     "all_day_end_exclusive",
+    "fields_to_write",
     "validate_event_data",
 ]

@@ -1,7 +1,10 @@
 """What every provider adapter shares: bounded retries that honour Retry-After, and chunking.
 
 Each adapter keeps its own error map (``to_error``); this module only decides when to try
-again and how long to wait, so the three providers back off the same way.
+again and how long to wait, so the three providers back off the same way. An adapter waits in
+line only for short delays; when the server asks for more (a 429 with ``Retry-After: 120``), the
+``TransientError`` goes up with the server's delay and the caller reschedules the account no
+earlier than that (PROVIDERS.md: honour Retry-After; a worker never sits out minutes).
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ T = TypeVar("T")
 
 MAX_ATTEMPTS = 3
 BACKOFF_BASE_SECONDS = 1.0
-MAX_RETRY_SLEEP_SECONDS = 10.0
+# The longest an adapter waits in line before trying again; a longer wait ends the call.
+MAX_INLINE_WAIT_SECONDS = 10.0
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
@@ -42,9 +46,14 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
 
 
 def retry_delay(error: TransientError, attempt: int) -> float:
-    """The server's Retry-After when it gave one, else exponential backoff; capped either way."""
+    """The server's Retry-After when it gave one, else exponential backoff (never shortened)."""
     wanted = error.retry_after if error.retry_after is not None else BACKOFF_BASE_SECONDS * 2 ** (attempt - 1)
-    return min(max(wanted, 0.0), MAX_RETRY_SLEEP_SECONDS)
+    return max(wanted, 0.0)
+
+
+def waits_inline(delay: float) -> bool:
+    """Whether to wait ``delay`` seconds and try again now, or give up and let the run be rescheduled."""
+    return delay <= MAX_INLINE_WAIT_SECONDS
 
 
 def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
@@ -71,5 +80,8 @@ def call_with_retries(
             error = to_error(exc)
             if not isinstance(error, TransientError) or attempt >= attempts:
                 raise error from exc
+            delay = retry_delay(error, attempt)
+            if not waits_inline(delay):
+                raise error from exc  # the caller reschedules no earlier than ``retry_after``
             logger.warning("%s: %s; retry %d of %d", label, error.message, attempt, attempts - 1)
-            sleep(retry_delay(error, attempt))
+            sleep(delay)

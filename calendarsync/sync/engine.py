@@ -27,8 +27,8 @@ from calendarsync.sync.context import (
     SideCounts,
     SyncContext,
     SyncResult,
-    recurrence_horizon,
 )
+from calendarsync.sync.full_listing import full_listing_window, reconcile_full_listing
 from calendarsync.sync.pull import pull
 from calendarsync.sync.push import delete_pending, push
 
@@ -75,6 +75,8 @@ def sync(
     )
     page = _list_changes(ctx)
     pull(ctx, page)
+    if page.full_listing:
+        reconcile_full_listing(ctx, page, full_listing_window(ctx.now))
     ctx.report_progress(force=True)
     if has_due_activities:
         push(ctx)
@@ -125,10 +127,17 @@ def _list_changes(ctx: SyncContext) -> ChangePage:
             logger.info("Calendar cursor of account %s expired: full resync", account.pk)
             ctx.result.cursor_expired = True
     ctx.result.full_sync = True
-    window_end = ctx.now + max(FULL_SYNC_WINDOW, recurrence_horizon())
-    return ctx.provider.list_changes(
-        ctx.calendar_id, None, window_start=ctx.now - dt.timedelta(days=1), window_end=window_end
-    )
+    window_start, window_end = full_listing_window(ctx.now)
+    try:
+        return ctx.provider.list_changes(
+            ctx.calendar_id, None, window_start=window_start, window_end=window_end
+        )
+    except CursorExpired:
+        # The new round's own paging token expired half-way: list from scratch again, once.
+        logger.info("Full listing of account %s expired while paging: listing again", account.pk)
+        return ctx.provider.list_changes(
+            ctx.calendar_id, None, window_start=window_start, window_end=window_end
+        )
 
 
 def cursor_fields(account: CalendarAccount, result: SyncResult, now: dt.datetime) -> dict[str, Any]:

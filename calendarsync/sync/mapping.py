@@ -12,6 +12,10 @@ snapshot both last agreed on (field-by-field merge, no echo):
                  account's own address, which the calendar adds as organizer)
 ``busy``         busy (True) or free (False)
 ``private``      the item is private (activity visibility "only owner" / private event)
+
+The CRM's change time of each of these fields comes from the activity's per-field stamps
+(``crm_change_times``, R11). Attendees written to a calendar start from the event's own entries
+(``event_attendees``), so what the CRM does not model is kept.
 """
 
 from __future__ import annotations
@@ -21,11 +25,22 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from activities.models import Activity, Person, Visibility
-from calendarsync.providers.base import Attendee, EventData
+from activities.tracking import PARTICIPANTS
+from calendarsync.providers.base import CONTENT_FIELDS, Attendee, EventData
 
 Fields = dict[str, Any]
 
-FIELD_NAMES = ("subject", "time", "location", "description", "attendees", "busy", "private")
+FIELD_NAMES = CONTENT_FIELDS  # the same names the provider protocol writes by
+# The activity's own fields each synced field is made of (their CRM change times, R11).
+FIELD_SOURCES: dict[str, tuple[str, ...]] = {
+    "subject": ("subject",),
+    "time": ("due_date", "start_at", "duration"),
+    "location": ("location",),
+    "description": ("note",),
+    "attendees": ("guests", PARTICIPANTS),
+    "busy": ("busy",),
+    "private": ("visibility",),
+}
 # A timed activity without a duration still needs an end in the calendar.
 DEFAULT_DURATION = dt.timedelta(minutes=30)
 SUBJECT_MAX = 255
@@ -110,6 +125,17 @@ def crm_fields(activity: Activity, participant_emails: Iterable[str], excluded: 
     }
 
 
+def crm_change_times(activity: Activity) -> dict[str, dt.datetime | None]:
+    """When each synced field last changed in the CRM: the latest stamp of the fields it is made
+    of, else the activity's last synced change (an activity stamped before per-field times)."""
+    stamps = activity.sync_field_changed_at if isinstance(activity.sync_field_changed_at, dict) else {}
+    times: dict[str, dt.datetime | None] = {}
+    for name, sources in FIELD_SOURCES.items():
+        found = [_from_iso(str(stamps[source])) for source in sources if stamps.get(source)]
+        times[name] = max(found) if found else activity.sync_changed_at
+    return times
+
+
 # --------------------------------------------------------------------------- calendar side
 
 
@@ -133,8 +159,36 @@ def calendar_fields(event: EventData, excluded: frozenset[str]) -> Fields:
     }
 
 
-def event_data(fields: Mapping[str, Any], *, tz: dt.tzinfo, tag: str | None, details: str) -> EventData:
-    """What to write to the calendar; timed events carry the owner's zone (DST-correct display)."""
+def event_attendees(
+    emails: Iterable[str], current: Sequence[Attendee], excluded: frozenset[str]
+) -> tuple[Attendee, ...]:
+    """The attendees to write: the event's own entries that stay, as they are (name, answer,
+    optional, the account's own entry), then the new e-mails (R11: only add or remove)."""
+    wanted = list(dict.fromkeys(emails))
+    kept: list[Attendee] = []
+    seen: set[str] = set()
+    for attendee in current:
+        email = attendee.email.strip().lower()
+        if email in seen or (email not in wanted and email not in excluded):
+            continue
+        seen.add(email)
+        kept.append(attendee)
+    return (*kept, *(Attendee(email=email) for email in wanted if email not in seen))
+
+
+def event_data(
+    fields: Mapping[str, Any],
+    *,
+    tz: dt.tzinfo,
+    tag: str | None,
+    details: str,
+    current_attendees: Sequence[Attendee] = (),
+    excluded: frozenset[str] = frozenset(),
+) -> EventData:
+    """What to write to the calendar; timed events carry the owner's zone (DST-correct display).
+
+    ``current_attendees``: the event's entries, kept for the e-mails that stay.
+    """
     time = fields["time"]
     timing: dict[str, Any]
     if "start" in time:
@@ -151,7 +205,7 @@ def event_data(fields: Mapping[str, Any], *, tz: dt.tzinfo, tag: str | None, det
         subject=fields["subject"],
         location=fields["location"],
         description=with_details(fields["description"], details),
-        attendees=tuple(Attendee(email=email) for email in fields["attendees"]),
+        attendees=event_attendees(fields["attendees"], current_attendees, excluded),
         busy=fields["busy"],
         private=fields["private"],
         tag=tag,

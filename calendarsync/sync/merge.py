@@ -1,22 +1,25 @@
 """Three-way, field-by-field merge of a CRM activity and its calendar event against their snapshot.
 
-Each side is compared with what both last agreed on: a field changed on one side only takes
-that side's value; changed on both to different values is a conflict, won by the later change
-(the provider's ``updated`` stamp against the activity's ``sync_changed_at``) and recorded. A
-side that did not change is never "changed back", so a sync never echoes its own writes.
+Each side is compared with what both last agreed on (R11): a field changed on one side only takes
+that side's value; changed on both to different values is a conflict, won by the later change *of
+that field* (the CRM keeps a change time per field; the calendar gives one ``updated`` stamp per
+event, the best it has) and recorded. Attendees are a set of e-mails: additions and removals of
+both sides combine, never a conflict. A side that did not change is never "changed back", so a
+sync never echoes its own writes, and ``write_to_calendar`` names only what must be written.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from calendarsync.sync.mapping import FIELD_NAMES, Fields
 
 _MISSING = object()
+ATTENDEES = "attendees"
 
 
 class Mode(enum.Enum):
@@ -53,6 +56,22 @@ def identity(_name: str, value: Any) -> Any:
     return value
 
 
+ChangeTimes = Mapping[str, dt.datetime | None]
+
+
+def merge_attendees(agreed_crm: Any, agreed_cal: Any, crm: list[str], cal: list[str]) -> list[str]:
+    """Three-way merge of two e-mail sets: what either side added stays, what either side removed goes.
+
+    Without an agreed list (``_MISSING``), nothing counts as removed: both sides' guests stay.
+    """
+    removed: set[str] = set()
+    if isinstance(agreed_crm, list):
+        removed |= set(agreed_crm) - set(crm)
+    if isinstance(agreed_cal, list):
+        removed |= set(agreed_cal) - set(cal)
+    return sorted((set(crm) | set(cal)) - removed)
+
+
 def merge(
     snapshot: Mapping[str, Any] | None,
     crm_now: Fields,
@@ -61,13 +80,23 @@ def merge(
     mode: Mode = Mode.BOTH,
     to_crm: Translate = identity,
     to_cal: Translate = identity,
-    crm_changed_at: dt.datetime | None = None,
+    crm_changed_at: ChangeTimes | dt.datetime | None = None,
     cal_updated: dt.datetime | None = None,
+    never_to_calendar: Collection[str] = (),
 ) -> MergeOutcome:
-    """Merge; with no snapshot (an adopted event), every difference is settled by the later change."""
+    """Merge; with no snapshot (an adopted event), every difference is settled by the later change.
+
+    ``crm_changed_at``: the CRM's change time of each field (or one time for all of them).
+    ``never_to_calendar``: fields that only flow from the calendar into the CRM (a CRM change of
+    them stays in the CRM).
+    """
     agreed_crm: Mapping[str, Any] = (snapshot or {}).get("crm") or {}
     agreed_cal: Mapping[str, Any] = (snapshot or {}).get("cal") or {}
-    calendar_is_later = cal_updated is not None and (crm_changed_at is None or cal_updated > crm_changed_at)
+
+    def calendar_is_later(name: str) -> bool:
+        changed_at = crm_changed_at.get(name) if isinstance(crm_changed_at, Mapping) else crm_changed_at
+        return cal_updated is not None and (changed_at is None or cal_updated > changed_at)
+
     outcome = MergeOutcome(crm={}, cal={})
     for name in FIELD_NAMES:
         crm_value, cal_value = crm_now[name], cal_now[name]
@@ -78,18 +107,25 @@ def merge(
             if crm_changed or cal_changed:
                 new_crm = to_crm(name, cal_value)
         elif mode is Mode.CRM_WINS:
-            if crm_changed:
+            if crm_changed and name not in never_to_calendar:
                 new_cal = to_cal(name, crm_value)
+        elif name == ATTENDEES and crm_changed and cal_changed:
+            combined = merge_attendees(
+                agreed_crm.get(name, _MISSING), agreed_cal.get(name, _MISSING), crm_value, cal_value
+            )
+            new_crm, new_cal = to_crm(name, combined), to_cal(name, combined)
         elif cal_changed and not crm_changed:
             new_crm = to_crm(name, cal_value)
         elif crm_changed and not cal_changed:
-            new_cal = to_cal(name, crm_value)
+            if name not in never_to_calendar:
+                new_cal = to_cal(name, crm_value)
         elif crm_changed and cal_changed and to_crm(name, cal_value) != crm_value:
-            if calendar_is_later:
+            if calendar_is_later(name):
                 new_crm = to_crm(name, cal_value)
                 outcome.conflicts.append(FieldConflict(name, "calendar"))
             else:
-                new_cal = to_cal(name, crm_value)
+                if name not in never_to_calendar:
+                    new_cal = to_cal(name, crm_value)
                 outcome.conflicts.append(FieldConflict(name, "crm"))
         outcome.crm[name], outcome.cal[name] = new_crm, new_cal
         if new_crm != crm_value:

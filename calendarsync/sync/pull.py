@@ -27,7 +27,6 @@ from calendarsync.providers.base import (
     NotFound,
     ProviderError,
     RemoteEvent,
-    TransientError,
 )
 from calendarsync.sync.context import (
     READ_ONLY_OCCURRENCE,
@@ -39,18 +38,26 @@ from calendarsync.sync.context import (
     set_status,
     tag_for,
 )
-from calendarsync.sync.errors import classify
+from calendarsync.sync.errors import classify, unsettled_pull_failure
+from calendarsync.sync.leaving import (
+    leave_as_private,
+    made_private_and_not_synced,
+    moved_into_past,
+    stop_syncing_past,
+)
 from calendarsync.sync.mapping import (
     FIELD_NAMES,
     Fields,
     apply_fields,
     calendar_fields,
+    crm_change_times,
     crm_fields,
     event_data,
     is_past,
     start_of,
 )
 from calendarsync.sync.merge import Mode, merge
+from calendarsync.sync.shape import take_over_series
 from calendarsync.sync.trash import move_to_trash
 
 logger = logging.getLogger(__name__)
@@ -77,6 +84,8 @@ def pull(ctx: SyncContext, page: ChangePage) -> None:
     if not changes:
         return
     links = _links_by_event(ctx, [c.external_id for c in changes if c.external_id])
+    # R14: a linked single event that became a series: its link moves onto an occurrence first.
+    changes.extend(take_over_series(ctx, changes, links))
     # Our own writes coming back (same etag) need nothing more: drop them before loading anything.
     changes = [change for change in changes if not _echo(change, links.get(change.external_id))]
     _load_activities([links[c.external_id] for c in changes if c.external_id in links])
@@ -88,14 +97,18 @@ def pull(ctx: SyncContext, page: ChangePage) -> None:
             ctx.result.pulled.skipped.append(Skip(change.external_id, skipped.reason))
         except FATAL:
             raise
-        except TransientError as exc:
-            ctx.result.transient = exc
-            ctx.result.pull_incomplete = True
-        except (ProviderError, DatabaseError, ValueError, TypeError, KeyError) as exc:
-            # One bad event never stops the run (recorded with its reason, R10).
-            logger.warning("Calendar sync skipped event %s: %r", change.external_id, exc)
-            reason = exc.message if isinstance(exc, ProviderError) else f"{type(exc).__name__}: {exc}"
-            ctx.result.pulled.errors.append(Skip(change.external_id, reason[:300]))
+        except (ProviderError, DatabaseError, ValueError, TypeError, KeyError, OverflowError) as exc:
+            unsettled = unsettled_pull_failure(exc)
+            if unsettled is not None:
+                # Not applied, but a later run can: keep the old cursor so it is listed again (R10).
+                logger.info("Calendar sync will retry event %s: %r", change.external_id, exc)
+                ctx.result.transient = unsettled
+                ctx.result.pull_incomplete = True
+            else:
+                # One bad event never stops the run (recorded with its reason, R10).
+                logger.warning("Calendar sync skipped event %s: %r", change.external_id, exc)
+                reason = exc.message if isinstance(exc, ProviderError) else f"{type(exc).__name__}: {exc}"
+                ctx.result.pulled.errors.append(Skip(change.external_id, reason[:300]))
         ctx.report_progress()
 
 
@@ -177,7 +190,8 @@ def _adoptable_activities(
             found[link.external_id] = (link.activity, link)
     tagged: dict[int, str] = {}
     for event in live:
-        parsed = parse_tag(event.tag)
+        # An occurrence inherits the tag of the single event its series was made from (R14): not ours.
+        parsed = None if event.is_recurring_instance else parse_tag(event.tag)
         if event.external_id not in found and parsed is not None and parsed[0] == ctx.owner.pk:
             tagged[parsed[1]] = event.external_id
     if tagged:
@@ -209,6 +223,9 @@ def _apply_change(
     if event is None:
         raise ItemSkipped("the calendar listed a change without its event")
     if link is not None:
+        if made_private_and_not_synced(ctx, link, event):
+            leave_as_private(ctx, link)  # R15, O6
+            return
         reconcile(ctx, link, event)
         return
     candidate = adoptable.get(event.external_id)
@@ -216,7 +233,7 @@ def _apply_change(
         activity, earlier = candidate
         reconcile(ctx, _adopt(ctx, activity, event, earlier), event)
         return
-    parsed = parse_tag(event.tag)
+    parsed = None if event.is_recurring_instance else parse_tag(event.tag)
     if parsed is not None and parsed[0] == ctx.owner.pk:
         _ours_but_activity_gone(ctx, event, parsed[1])
         return
@@ -234,6 +251,15 @@ def _mode(ctx: SyncContext, link: EventLink) -> Mode:
     return Mode.BOTH
 
 
+def calendar_owned_fields(link: EventLink) -> tuple[str, ...]:
+    """Fields that only flow calendar -> CRM for this link (R11).
+
+    The privacy of an event the calendar made is the calendar's: the visibility of its activity
+    is a CRM setting (O5, O6) and is never written back as the event's privacy.
+    """
+    return ("private",) if link.origin == LinkOrigin.CALENDAR else ()
+
+
 def reconcile(ctx: SyncContext, link: EventLink, event: RemoteEvent, attempt: int = 0) -> None:
     """Merge a changed event with its activity; write back whichever side is behind."""
     if link.state != LinkState.ACTIVE or link.activity is None:
@@ -241,10 +267,13 @@ def reconcile(ctx: SyncContext, link: EventLink, event: RemoteEvent, attempt: in
     if event.etag and event.etag == link.etag:
         return  # our own write coming back: nothing changed (no echo)
     activity = link.activity
+    if activity.owner_id != ctx.owner.pk:
+        _end_reassigned(ctx, link)
     if link.origin == LinkOrigin.CRM and not link.is_recurring_instance and not ctx.type_selected(activity):
         raise ItemSkipped(f"activity type {activity.type} is no longer synced")
     cal_now = calendar_fields(event, ctx.excluded_emails)
-    if is_past(cal_now, ctx.now, ctx.tz):
+    leaving = moved_into_past(ctx, link, cal_now)  # R15: the move itself is still mirrored
+    if is_past(cal_now, ctx.now, ctx.tz) and not leaving:
         raise ItemSkipped("in the past")
     participants = list(activity.participants.all())
     crm_now = crm_fields(activity, [p.email for p in participants if p.email], ctx.excluded_emails)
@@ -254,16 +283,27 @@ def reconcile(ctx: SyncContext, link: EventLink, event: RemoteEvent, attempt: in
         cal_now,
         mode=_mode(ctx, link),
         to_crm=ctx.to_crm_for(link.origin),
-        crm_changed_at=activity.sync_changed_at,
+        crm_changed_at=crm_change_times(activity),
         cal_updated=event.updated,
+        never_to_calendar=calendar_owned_fields(link),
     )
     written = event
     if outcome.write_to_calendar:
         tag = tag_for(activity) if link.origin == LinkOrigin.CRM else event.tag
-        data = event_data(outcome.cal, tz=ctx.tz, tag=tag, details=ctx.details_for(activity))
+        data = event_data(
+            outcome.cal,
+            tz=ctx.tz,
+            tag=tag,
+            details=ctx.details_for(activity),
+            current_attendees=event.attendees,
+            excluded=ctx.excluded_emails,
+        )
         try:
             # https://developers.google.com/calendar/api/guides/version-resources (If-Match)
-            written = ctx.provider.update_event(ctx.calendar_id, event.external_id, data, etag=event.etag)
+            # Only the fields the merge changed are written (R11).
+            written = ctx.provider.update_event(
+                ctx.calendar_id, event.external_id, data, etag=event.etag, fields=outcome.write_to_calendar
+            )
         except Conflict:
             if attempt >= MAX_CONFLICT_RETRIES:
                 raise
@@ -278,6 +318,8 @@ def reconcile(ctx: SyncContext, link: EventLink, event: RemoteEvent, attempt: in
         ctx.result.pushed.updated += 1
     if outcome.conflicts:
         ctx.result.pulled.conflicts.extend(conflicts_as_dicts(event.external_id, outcome.conflicts))
+    if leaving and is_past(cal_after, ctx.now, ctx.tz):
+        stop_syncing_past(ctx, activity.pk, event.external_id)
 
 
 def store_reconciled(
@@ -355,8 +397,9 @@ def _adopt(ctx: SyncContext, activity: Activity, event: RemoteEvent, earlier: Ev
 
 
 def _ours_but_activity_gone(ctx: SyncContext, event: RemoteEvent, activity_id: int) -> None:
-    """A tagged event whose activity was deleted before its link was recorded: delete it (R3)."""
-    if Activity.objects.filter(pk=activity_id).exists():
+    """A tagged event whose activity was deleted before its link was recorded (R3), or given to
+    another user since (R13): delete it."""
+    if Activity.objects.filter(pk=activity_id, owner_id=ctx.owner.pk).exists():
         raise ItemSkipped("the activity of this event is linked to another event")
     ctx.provider.delete_event(ctx.calendar_id, event.external_id)
     ctx.result.pushed.deleted += 1
@@ -365,10 +408,22 @@ def _ours_but_activity_gone(ctx: SyncContext, event: RemoteEvent, activity_id: i
 # --------------------------------------------------------------------------- deletions
 
 
+def _end_reassigned(ctx: SyncContext, link: EventLink) -> None:
+    """R1, R13: the activity was given to another user (without the save that ends this link):
+    this calendar no longer controls it; its event goes at the end of this run."""
+    link.state = LinkState.DETACHED if link.is_recurring_instance else LinkState.DELETE_PENDING
+    link.activity = None
+    link.save(update_fields=["state", "activity", "updated_at"])
+    ctx.deletions_queued = True
+    raise ItemSkipped("reassigned to another user: no longer synced with this calendar")
+
+
 def _event_deleted(ctx: SyncContext, link: EventLink) -> None:
     activity = link.activity
-    if link.state != LinkState.ACTIVE or activity is None:
-        link.delete()  # the event is gone: nothing left to do for this link
+    if link.state != LinkState.ACTIVE or activity is None or activity.owner_id != ctx.owner.pk:
+        # The event is gone: nothing left to do for this link. An activity given to another
+        # user since stays theirs (R13).
+        link.delete()
         return
     participants = participant_emails(activity)
     if is_past(crm_fields(activity, participants, ctx.excluded_emails), ctx.now, ctx.tz):
@@ -419,6 +474,12 @@ def _import(ctx: SyncContext, event: RemoteEvent) -> None:
     incoming_type = ctx.preferences.incoming_type
     if incoming_type is None:
         raise ItemSkipped("no activity type chosen for calendar events")
+    if not incoming_type.is_active:
+        # A2: a deactivated type is kept on old activities, never given to new ones.
+        raise ItemSkipped(
+            f"the activity type for calendar events, {incoming_type.name}, is deactivated: "
+            "choose another on the Calendar Sync page"
+        )
     company_id = ctx.owner.company_id
     if company_id is None:
         raise ItemSkipped("the account's user belongs to no company")

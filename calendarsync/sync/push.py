@@ -19,15 +19,16 @@ from django.db.models import Exists, F, OuterRef, Q, QuerySet, prefetch_related_
 from activities.models import Activity, SyncStatus
 from calendarsync.models import EventLink, LinkOrigin, LinkState, SyncPreferences
 from calendarsync.providers.base import (
+    Attendee,
     AuthRevoked,
     Conflict,
     EventData,
     InsufficientPermissions,
-    NotFound,
     ProviderError,
     RemoteEvent,
     TransientError,
 )
+from calendarsync.sync import item_errors
 from calendarsync.sync.context import (
     Skip,
     SyncContext,
@@ -38,9 +39,10 @@ from calendarsync.sync.context import (
     tag_for,
 )
 from calendarsync.sync.errors import classify
+from calendarsync.sync.leaving import MOVED_INTO_PAST_REASON, moved_into_past
 from calendarsync.sync.mapping import Fields, calendar_fields, crm_fields, event_data, is_past
-from calendarsync.sync.merge import Mode, merge
-from calendarsync.sync.pull import ItemSkipped, reconcile
+from calendarsync.sync.merge import ATTENDEES, Mode, merge
+from calendarsync.sync.pull import ItemSkipped, calendar_owned_fields, reconcile
 from calendarsync.sync.save_status import PAST_REASON, type_not_sent_reason
 
 logger = logging.getLogger(__name__)
@@ -63,9 +65,11 @@ def due_activities(
     owner_id: int, started_at: dt.datetime, today: dt.date, preferences_id: int | None = None
 ) -> QuerySet[Activity]:
     """The owner's activities with a synced-field change no run has processed yet (R1, R2, R8)."""
-    due = Activity.objects.filter(
-        owner_id=owner_id, sync_changed_at__gte=started_at, due_date__gte=today - dt.timedelta(days=1)
-    ).filter(Q(sync_seen_at__isnull=True) | Q(sync_changed_at__gt=F("sync_seen_at")))
+    due = (
+        Activity.objects.filter(owner_id=owner_id, sync_changed_at__gte=started_at)
+        .filter(upcoming_or_linked(today))
+        .filter(Q(sync_seen_at__isnull=True) | Q(sync_changed_at__gt=F("sync_seen_at")))
+    )
     if preferences_id is not None:
         selected = SyncPreferences.outgoing_types.through.objects.filter(
             syncpreferences_id=preferences_id, activitytype_id=OuterRef("type_id")
@@ -74,10 +78,24 @@ def due_activities(
     return due
 
 
+def upcoming_or_linked(today: dt.date) -> Q:
+    """Not over yet (R2), or linked: a linked item moved into the past has that move mirrored (R15)."""
+    linked = EventLink.objects.filter(activity_id=OuterRef("pk"), state=LinkState.ACTIVE)
+    return Q(due_date__gte=today - dt.timedelta(days=1)) | Q(Exists(linked))
+
+
 def push(ctx: SyncContext) -> None:
-    activities = list(
-        due_activities(ctx.owner.pk, ctx.started_at, ctx.now.astimezone(ctx.tz).date(), ctx.preferences.pk)
+    activities: list[Activity] = list(
+        due_activities(
+            ctx.owner.pk,
+            ctx.preferences.crm_baseline or ctx.started_at,  # R2, carried over a reconnect
+            ctx.now.astimezone(ctx.tz).date(),
+            ctx.preferences.pk,
+        )
         .exclude(pk__in=ctx.handled)
+        # R16: a refused change waits for its backoff (a new change is sent at once).
+        .exclude(item_errors.push_waiting(ctx.account.pk, ctx.now))
+        .annotate(had_refusal=item_errors.push_recorded(ctx.account.pk))
         .select_related("type", "deal", "person", "organization")
         .order_by("pk")
     )
@@ -104,7 +122,7 @@ def push(ctx: SyncContext) -> None:
         except TransientError as exc:
             ctx.result.transient = exc
             continue
-        except (ProviderError, DatabaseError, ValueError, TypeError, KeyError) as exc:
+        except (ProviderError, DatabaseError, ValueError, TypeError, KeyError, OverflowError) as exc:
             # One item that cannot be sent never stops the run (R10).
             _fail(ctx, activity, exc)
             continue
@@ -113,6 +131,10 @@ def push(ctx: SyncContext) -> None:
         ctx.report_progress()
     if creates:
         _create_all(ctx, creates)
+    if ctx.result.transient is None:
+        # Sent or settled now: earlier refusals are over (this run's own stay, R16).
+        settled = [activity.pk for activity in activities if getattr(activity, "had_refusal", True)]
+        item_errors.clear_pushes(ctx.account, settled, ctx.now)
 
 
 def _adopt_earlier_links(ctx: SyncContext, activities: list[Activity]) -> dict[int, EventLink]:
@@ -159,6 +181,10 @@ def _push_one(ctx: SyncContext, activity: Activity, link: EventLink | None) -> _
         activity, [p.email for p in activity.participants.all() if p.email], ctx.excluded_emails
     )
     if is_past(crm_now, ctx.now, ctx.tz):
+        if link is not None and moved_into_past(ctx, link, crm_now):
+            # R15: the move itself is mirrored, then the item stops syncing.
+            _update_linked(ctx, activity, link, crm_now)
+            raise ItemSkipped(MOVED_INTO_PAST_REASON)
         raise ItemSkipped(PAST_REASON)
     if link is not None and link.state == LinkState.ACTIVE:
         _update_linked(ctx, activity, link, crm_now)
@@ -179,22 +205,46 @@ def _update_linked(ctx: SyncContext, activity: Activity, link: EventLink, crm_no
     agreed_cal = fields_of_snapshot(link.snapshot, "cal")
     if agreed_cal is None:
         raise ItemSkipped("Waiting for the calendar's copy of this event")
-    outcome = merge(link.snapshot, crm_now, agreed_cal, mode=Mode.BOTH, to_crm=ctx.to_crm_for(link.origin))
+    outcome = merge(
+        link.snapshot,
+        crm_now,
+        agreed_cal,
+        mode=Mode.BOTH,
+        to_crm=ctx.to_crm_for(link.origin),
+        never_to_calendar=calendar_owned_fields(link),
+    )
     if not outcome.write_to_calendar:
         set_status({activity.pk: activity.sync_changed_at}, ctx.account, SyncStatus.SYNCED)
         return
+    current_attendees: tuple[Attendee, ...] = ()
+    if ATTENDEES in outcome.write_to_calendar:
+        # Guests are written from the event's own entries, so their names and answers stay
+        # (R11): read them. An event changed since the last run is merged with instead.
+        event = ctx.provider.get_event(ctx.calendar_id, link.external_id)
+        if not link.etag or event.etag != link.etag:
+            link.activity = activity
+            reconcile(ctx, link, event)
+            return
+        current_attendees = event.attendees
     tag = tag_for(activity) if link.origin == LinkOrigin.CRM else None
-    data = event_data(outcome.cal, tz=ctx.tz, tag=tag, details=ctx.details_for(activity))
+    data = event_data(
+        outcome.cal,
+        tz=ctx.tz,
+        tag=tag,
+        details=ctx.details_for(activity),
+        current_attendees=current_attendees,
+        excluded=ctx.excluded_emails,
+    )
     try:
-        written = ctx.provider.update_event(ctx.calendar_id, link.external_id, data, etag=link.etag or None)
+        # Only the fields the CRM changed are written (R11).
+        written = ctx.provider.update_event(
+            ctx.calendar_id, link.external_id, data, etag=link.etag or None, fields=outcome.write_to_calendar
+        )
     except Conflict:
         # Edited in the calendar since the last run: merge both edits field by field (R10).
         link.activity = activity
         reconcile(ctx, link, ctx.provider.get_event(ctx.calendar_id, link.external_id))
         return
-    except NotFound as exc:
-        # Deleted in the calendar since we listed: the next run's listing carries the deletion.
-        raise ItemSkipped("The event was deleted in the calendar") from exc
     record_update(ctx, activity, link, outcome.crm, calendar_fields(written, ctx.excluded_emails), written)
     ctx.result.pushed.updated += 1
     if outcome.conflicts:
@@ -219,11 +269,20 @@ def _create_all(ctx: SyncContext, creates: list[_Create]) -> None:
     items = [(create.data, idempotency_key(create.activity, ctx.account)) for create in creates]
     # Batched: one round trip per batch of calls (Google: 50 per batch request).
     results = ctx.provider.create_events(ctx.calendar_id, items)
+    # R13: an activity given away and back before its old event was deleted finds that event
+    # under its first key; the event still goes, and the activity gets a new one.
+    doomed = frozenset(
+        EventLink.objects.filter(account=ctx.account, state=LinkState.DELETE_PENDING).values_list(
+            "external_id", flat=True
+        )
+    )
     created: list[tuple[_Create, RemoteEvent]] = []
     for create, result in zip(creates, results, strict=True):
         outcome: RemoteEvent | ProviderError = result
-        if isinstance(outcome, Conflict):
-            outcome = _create_after_deletion(ctx, create)
+        if isinstance(outcome, Conflict) or (
+            isinstance(outcome, RemoteEvent) and outcome.external_id in doomed
+        ):
+            outcome = _create_after_deletion(ctx, create, doomed)
         if isinstance(outcome, RemoteEvent):
             created.append((create, outcome))
         elif isinstance(outcome, FATAL):
@@ -236,16 +295,21 @@ def _create_all(ctx: SyncContext, creates: list[_Create]) -> None:
         record_created(ctx, created)
 
 
-def _create_after_deletion(ctx: SyncContext, create: _Create) -> RemoteEvent | ProviderError:
-    """The event made under the first key was deleted in the calendar: walk to the next key."""
+def _create_after_deletion(
+    ctx: SyncContext, create: _Create, doomed: frozenset[str] = frozenset()
+) -> RemoteEvent | ProviderError:
+    """The event made under the first key was deleted in the calendar (or is about to be, ``doomed``):
+    walk to the next key."""
     for attempt in range(1, MAX_KEY_ATTEMPTS):
         key = idempotency_key(create.activity, ctx.account, attempt)
         try:
-            return ctx.provider.create_event(ctx.calendar_id, create.data, idempotency_key=key)
+            event = ctx.provider.create_event(ctx.calendar_id, create.data, idempotency_key=key)
         except Conflict:
             continue
         except ProviderError as exc:
             return exc
+        if event.external_id not in doomed:
+            return event
     return Conflict("too many deleted copies of this event")
 
 
@@ -303,7 +367,8 @@ def _fail(ctx: SyncContext, activity: Activity, error: Exception) -> None:
     outcome = classify(error)
     logger.warning("Calendar sync could not push activity %s: %r", activity.pk, error)
     ctx.result.pushed.errors.append(Skip(f"activity {activity.pk}", outcome.item_reason))
-    # Not acknowledged: the next run tries again (an edit may also fix what the calendar refused).
+    # Not acknowledged: sent again when its backoff is over, or at once when it changes (R16).
+    item_errors.record_push_failure(ctx.account, activity, outcome.item_reason)
     set_status({activity.pk: None}, ctx.account, outcome.item_status, outcome.item_reason, acknowledge=False)
 
 
@@ -312,7 +377,13 @@ def _fail(ctx: SyncContext, activity: Activity, error: Exception) -> None:
 
 def delete_pending(ctx: SyncContext) -> None:
     """R3: events of activities deleted in the CRM are deleted in the calendar."""
-    for link in EventLink.objects.filter(account=ctx.account, state=LinkState.DELETE_PENDING):
+    pending = (
+        EventLink.objects.filter(account=ctx.account, state=LinkState.DELETE_PENDING)
+        # R16: a refused deletion waits for its backoff.
+        .exclude(item_errors.deletion_waiting(ctx.account.pk, ctx.now))
+        .annotate(had_refusal=item_errors.deletion_recorded(ctx.account.pk))
+    )
+    for link in pending:
         agreed_cal = fields_of_snapshot(link.snapshot, "cal")
         if link.is_recurring_instance:
             # R7: occurrences are read-only; deleting the CRM copy does not cut the series.
@@ -330,7 +401,11 @@ def delete_pending(ctx: SyncContext) -> None:
             ctx.result.transient = exc
             continue
         except ProviderError as exc:
-            ctx.result.pushed.errors.append(Skip(link.external_id, classify(exc).item_reason))
+            reason = classify(exc).item_reason
+            ctx.result.pushed.errors.append(Skip(link.external_id, reason))
+            item_errors.record_deletion_failure(ctx.account, link.external_id, reason)
             continue
         link.delete()
+        if getattr(link, "had_refusal", True):
+            item_errors.clear_deletion(ctx.account, link.external_id)
         ctx.result.pushed.deleted += 1

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from activities.models import Activity
@@ -32,10 +33,12 @@ from calendarsync.models import (
     SyncRun,
 )
 from calendarsync.providers.base import CalendarProvider, ProviderError
+from calendarsync.sync import item_errors
 from calendarsync.sync.accounts import provider_for
 from calendarsync.sync.context import SyncResult
 from calendarsync.sync.engine import NothingToSync, cursor_fields, sync
-from calendarsync.sync.errors import DETAIL_MAX, classify
+from calendarsync.sync.errors import DETAIL_MAX, classify, item_failures_detail
+from calendarsync.sync.push import upcoming_or_linked
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +47,10 @@ DEFAULT_LEASE_SECONDS = 600
 DEFAULT_RUN_RETENTION_DAYS = 14
 # Transient failures in a row before the account shows "Error" (it keeps retrying).
 FAILURES_BEFORE_ERROR_STATE = 5
+# Beat ticks once a minute, a little early or late, and a run starts a moment after its tick: an
+# account due within this much of a tick is taken on that tick, so the interval users get is the
+# configured one, not one more minute (see the README's sync section).
+BEAT_TOLERANCE = dt.timedelta(seconds=15)
 
 ProviderFactory = Callable[[CalendarAccount], CalendarProvider]
 
@@ -53,6 +60,7 @@ class RunStatus(enum.StrEnum):
     BUSY = "busy"  # another worker holds the account
     NOT_SYNCING = "not_syncing"  # stopped, blocked, not started, or no adapter
     RETRY = "retry"  # transient failure: run again after ``retry_after``
+    THROTTLED = "throttled"  # the provider asked to wait (Retry-After): not before ``retry_after``
     BLOCKED = "blocked"  # the user must act (reconnect, permissions): no retry
     FAILED = "failed"
 
@@ -90,6 +98,21 @@ def _lease_free(now: dt.datetime) -> Q:
     return Q(sync_lease_until__isnull=True) | Q(sync_lease_until__lte=now)
 
 
+def _not_throttled(now: dt.datetime) -> Q:
+    """The provider's Retry-After is over (or there was none): calling it again is allowed."""
+    return Q(sync_not_before__isnull=True) | Q(sync_not_before__lte=now)
+
+
+def _schedule(started: dt.datetime, finished: dt.datetime, retry_after: float | None) -> dict[str, object]:
+    """When the account runs next: an interval after this run started (so runs start an interval
+    apart, whatever they take), and never before the provider's Retry-After."""
+    next_sync_at = started + sync_interval()
+    if retry_after is None:
+        return {"next_sync_at": next_sync_at, "sync_not_before": None}
+    not_before = finished + dt.timedelta(seconds=retry_after)
+    return {"next_sync_at": max(next_sync_at, not_before), "sync_not_before": not_before}
+
+
 def claim(account_id: int, now: dt.datetime) -> str | None:
     """Take the account for one run (one conditional UPDATE); the lease token, or None if taken.
 
@@ -98,7 +121,11 @@ def claim(account_id: int, now: dt.datetime) -> str | None:
     """
     token = uuid.uuid4().hex
     claimed = CalendarAccount.objects.filter(
-        _lease_free(now), pk=account_id, stopped_at__isnull=True, state__in=SYNCABLE_STATES
+        _lease_free(now),
+        _not_throttled(now),
+        pk=account_id,
+        stopped_at__isnull=True,
+        state__in=SYNCABLE_STATES,
     ).update(
         state=AccountState.SYNCING,
         sync_lease_until=now + lease_length(),
@@ -108,19 +135,45 @@ def claim(account_id: int, now: dt.datetime) -> str | None:
     return token if claimed else None
 
 
-def _load(account_id: int, today: dt.date) -> CalendarAccount:
-    """The account with what the engine needs, and whether pushes or deletions are waiting."""
-    due = Activity.objects.filter(
-        owner_id=OuterRef("user_id"),
-        sync_changed_at__gte=OuterRef("preferences__sync_started_at"),
-        due_date__gte=today - dt.timedelta(days=1),
-    ).filter(Q(sync_seen_at__isnull=True) | Q(sync_changed_at__gt=F("sync_seen_at")))
-    deletions = EventLink.objects.filter(account_id=OuterRef("pk"), state=LinkState.DELETE_PENDING)
+def earliest_local_date(now: dt.datetime) -> dt.date:
+    """The earliest "today" anywhere on Earth at ``now`` (UTC-12).
+
+    The load's cheap "anything due?" check runs before the owner's zone is known: judged by this
+    day, it never misses an item the push, judging by the owner's own day, would send (R2).
+    """
+    return (now.astimezone(dt.UTC) - dt.timedelta(hours=12)).date()
+
+
+def _load(account_id: int, today: dt.date, now: dt.datetime) -> CalendarAccount:
+    """The account with what the engine needs, and whether pushes or deletions are waiting.
+
+    Items the calendar refused wait for their backoff (R16): they make no run busy meanwhile.
+    """
+    due = (
+        Activity.objects.filter(
+            owner_id=OuterRef("user_id"),
+            # R2: since the user's first start (carried over a reconnect), else this account's start.
+            sync_changed_at__gte=Coalesce(
+                OuterRef("preferences__crm_changes_since"), OuterRef("preferences__sync_started_at")
+            ),
+        )
+        .filter(upcoming_or_linked(today))
+        .filter(Q(sync_seen_at__isnull=True) | Q(sync_changed_at__gt=F("sync_seen_at")))
+        .exclude(item_errors.push_waiting(OuterRef(OuterRef("pk")), now))
+    )
+    deletions = EventLink.objects.filter(account_id=OuterRef("pk"), state=LinkState.DELETE_PENDING).exclude(
+        item_errors.deletion_waiting(OuterRef(OuterRef("pk")), now)
+    )
+    refused = item_errors.counts_subqueries(OuterRef("pk"), now)
     return (
         CalendarAccount.objects.select_related(
             "user", "preferences", "preferences__calendar", "preferences__incoming_type"
         )
-        .annotate(has_due_activities=Exists(due), has_pending_deletions=Exists(deletions))
+        .annotate(
+            has_due_activities=Exists(due),
+            has_pending_deletions=Exists(deletions),
+            **refused,
+        )
         .get(pk=account_id)
     )
 
@@ -174,11 +227,10 @@ def run_account_sync(
     started = now or timezone.now()
     token = claim(account_id, started)
     if token is None:
-        busy = syncing_accounts().filter(pk=account_id).exists()
-        return RunOutcome(account_id, RunStatus.BUSY if busy else RunStatus.NOT_SYNCING)
+        return _not_claimed(account_id, started)
     recorder = RunRecorder(account_id, started)
     try:
-        account = _load(account_id, started.date())
+        account = _load(account_id, earliest_local_date(started), started)
         try:
             provider = provider_factory(account)
         except KeyError as exc:  # the registry has no adapter for this provider yet
@@ -201,16 +253,35 @@ def run_account_sync(
     return _succeeded(account, token, result, recorder)
 
 
+def _not_claimed(account_id: int, now: dt.datetime) -> RunOutcome:
+    """Why the account could not be claimed: another worker has it, the provider asked to wait, or
+    it does not sync at all."""
+    account = syncing_accounts().filter(pk=account_id).values("sync_not_before").first()
+    if account is None:
+        return RunOutcome(account_id, RunStatus.NOT_SYNCING)
+    not_before = account["sync_not_before"]
+    if not_before is not None and not_before > now:
+        return RunOutcome(account_id, RunStatus.THROTTLED, retry_after=(not_before - now).total_seconds())
+    return RunOutcome(account_id, RunStatus.BUSY)
+
+
 def _succeeded(account: CalendarAccount, token: str, result: SyncResult, recorder: RunRecorder) -> RunOutcome:
     finished = timezone.now()
     fields: dict[str, object] = {
         **cursor_fields(account, result, recorder.started),
         "state": AccountState.ACTIVE,
         "state_detail": "",
-        "next_sync_at": finished + sync_interval(),
+        **_schedule(
+            recorder.started, finished, result.transient.retry_after if result.transient is not None else None
+        ),
         "sync_lease_until": None,
         "sync_lease_token": "",
     }
+    refused = _refused_items(account, result, recorder.started)
+    fields["refused_items"] = refused.failing
+    if refused.lasting:
+        # R16: items refused for more than a day; the rest keeps syncing (see the README).
+        fields.update(state=AccountState.ERROR, state_detail=item_failures_detail(refused.lasting))
     error = ""
     if result.transient is None:
         fields.update(last_synced_at=finished, last_sync_error="", sync_failures=0)
@@ -238,6 +309,20 @@ def _succeeded(account: CalendarAccount, token: str, result: SyncResult, recorde
     return RunOutcome(account.pk, RunStatus.OK, result)
 
 
+def _refused_items(account: CalendarAccount, result: SyncResult, started: dt.datetime) -> item_errors.Counts:
+    """The items the calendar refuses, and those refused for more than a day (R16).
+
+    A run that changed nothing keeps what the load counted (no query); any other may have
+    settled or refused items, and counts again.
+    """
+    if result.idle:
+        return item_errors.Counts(
+            failing=int(getattr(account, "refused_failing", 0) or 0),
+            lasting=int(getattr(account, "refused_lasting", 0) or 0),
+        )
+    return item_errors.counts(account.pk, started)
+
+
 def _failed(account_id: int, token: str, error: Exception, recorder: RunRecorder) -> RunOutcome:
     """The one place a failed run becomes account state (through ``errors.classify``)."""
     outcome = classify(error)
@@ -248,7 +333,7 @@ def _failed(account_id: int, token: str, error: Exception, recorder: RunRecorder
         "sync_lease_token": "",
         "last_sync_error": detail,
         "sync_failures": F("sync_failures") + 1,
-        "next_sync_at": finished + sync_interval(),
+        **_schedule(recorder.started, finished, outcome.retry_after),
     }
     if outcome.blocks_account or outcome.account_state == AccountState.ERROR:
         fields.update(state=outcome.account_state, state_detail=detail)
@@ -283,11 +368,15 @@ def _release(account_id: int, token: str, state: AccountState, detail: str) -> N
 
 
 def due_account_ids(now: dt.datetime, limit: int = 5000) -> list[int]:
-    """Accounts due for their interval sync; their next due time moves on so beat enqueues once."""
+    """Accounts due for their interval sync; their next due time moves on so beat enqueues once.
+
+    Due means due by the next moment a tick may come (``BEAT_TOLERANCE``); a Retry-After is
+    honoured to the second.
+    """
     ids = list(
         syncing_accounts()
-        .filter(_lease_free(now))
-        .filter(Q(next_sync_at__isnull=True) | Q(next_sync_at__lte=now))
+        .filter(_lease_free(now), _not_throttled(now))
+        .filter(Q(next_sync_at__isnull=True) | Q(next_sync_at__lte=now + BEAT_TOLERANCE))
         .order_by(F("next_sync_at").asc(nulls_first=True), "pk")
         .values_list("pk", flat=True)[:limit]
     )

@@ -11,8 +11,22 @@
 (function () {
   "use strict";
 
-  // Close to what Django's validate_email accepts; the server stays the judge.
-  var EMAIL = /^[^\s@,;<>"()[\]]+@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,}$/;
+  // Django's EmailValidator, ported (the server stays the judge): a dot-atom local part (no
+  // leading, trailing or doubled dot) or a quoted one; a domain of labels with inner hyphens,
+  // non-ASCII letters allowed (IDNA), a top-level label of letters; localhost; an address literal.
+  var EMAIL_LOCAL = /^(?:[-!#$%&'*+\/=?^_`{}|~0-9A-Z]+(?:\.[-!#$%&'*+\/=?^_`{}|~0-9A-Z]+)*|"(?:[\x01-\x08\x0b\x0c\x0e-\x1f!#-\[\]-\x7f]|\\[\x01-\x09\x0b\x0c\x0e-\x7f])*")$/i;
+  var EMAIL_DOMAIN = /^[a-z\u00a1-\uffff0-9](?:[a-z\u00a1-\uffff0-9-]{0,61}[a-z\u00a1-\uffff0-9])?(?:\.(?!-)[a-z\u00a1-\uffff0-9-]{1,63}(?<!-))*\.(?!-)(?:[a-z\u00a1-\uffff-]{2,63}|xn--[a-z0-9]{1,59})(?<!-)$/i;
+  var EMAIL_LITERAL = /^\[[A-F0-9:.]+\]$/i;
+  var EMAIL_MAX_LENGTH = 320;
+
+  function isEmail(text) {
+    var at = text.lastIndexOf("@");
+    if (at < 0 || text.length > EMAIL_MAX_LENGTH) { return false; }
+    var domain = text.slice(at + 1);
+    return EMAIL_LOCAL.test(text.slice(0, at)) &&
+      (domain === "localhost" || EMAIL_DOMAIN.test(domain) || EMAIL_LITERAL.test(domain));
+  }
+
   var SEPARATORS = /[,;\s]+/;
 
   function announce(region, text) {
@@ -302,7 +316,7 @@
       entry.value.split(SEPARATORS).forEach(function (token) {
         if (token === "") { return; }
         var known = addresses().map(function (a) { return a.toLowerCase(); });
-        if (!EMAIL.test(token)) {
+        if (!isEmail(token)) {
           rejected.push(token);
         } else if (known.indexOf(token.toLowerCase()) >= 0) {
           repeated.push(token);
@@ -331,10 +345,13 @@
       entry.focus();
     }
 
-    // What the server sent back (maybe with invalid addresses after a refused save) becomes chips.
-    textarea.value.split(SEPARATORS).forEach(function (token) {
-      if (token !== "") { addChip(token, EMAIL.test(token)); }
+    // The server drew the addresses as chips, marking those it refused (data-invalid) after a
+    // refused save: its word wins over the check here. Redrawn with their remove buttons.
+    var drawn = Array.prototype.map.call(chips.querySelectorAll(".chip"), function (chip) {
+      return { address: chip.dataset.value, refused: chip.hasAttribute("data-invalid") };
     });
+    chips.replaceChildren();
+    drawn.forEach(function (chip) { addChip(chip.address, !chip.refused && isEmail(chip.address)); });
 
     entry.addEventListener("keydown", function (event) {
       if (event.key === "Enter" && entry.value.trim() === "") {

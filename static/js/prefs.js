@@ -28,4 +28,25 @@
   }
   document.addEventListener("htmx:responseError", saveFailed);
   document.addEventListener("htmx:sendError", saveFailed);
+
+  // R9: the status fragment replaces itself every 2 seconds while a sync runs. It is no live region
+  // (screen readers would read all of it each time); the announcer says its data-announce only
+  // when that changed: a new phase or new counts, not every poll.
+  function statusAnnouncement() {
+    var status = document.getElementById("sync-status");
+    return status === null ? null : status.getAttribute("data-announce");
+  }
+  var announced = null;
+  document.addEventListener("DOMContentLoaded", function () {
+    announced = statusAnnouncement();  // the page itself is read anyway
+  });
+  document.addEventListener("htmx:afterSettle", function () {
+    var announcer = document.getElementById("sync-status-announcer");
+    var current = statusAnnouncement();
+    if (announcer === null || current === null || current === announced) {
+      return;
+    }
+    announced = current;
+    announcer.textContent = current;
+  });
 })();

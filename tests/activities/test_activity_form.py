@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from django.urls import reverse
@@ -124,8 +125,7 @@ def foreign_type(outsider):
         ({"subject": ""}, "Give the activity a subject."),
         ({"due_date": ""}, "Pick the date of the activity."),
         ({"due_date": "2025-02-30"}, "Enter a valid date."),
-        ({"end_time": "22:00"}, "The end time must be after the start time."),
-        ({"end_time": "23:30"}, "The end time must be after the start time."),  # zero duration
+        ({"end_time": "23:30"}, "The end time must differ from the start time."),  # zero duration
         ({"due_time": "", "end_time": "10:00"}, "Set a start time too"),
         ({"guests": "ann@example.com, not-an-address"}, "“not-an-address” is not a valid e-mail address."),
         ({"guests": "ann@example.com\nbob@"}, "“bob@” is not a valid e-mail address."),
@@ -217,8 +217,8 @@ def test_a3_edit_to_all_day_clears_time_and_duration(owner_client, owner, valid_
 
 def test_a3_bad_edit_changes_nothing(owner_client, owner, valid_post):
     activity = timed(owner, berlin(2025, 1, 15, 9, 0), subject="Original")
-    response = owner_client.post(edit_url(activity), {**valid_post, "end_time": "08:00", "due_time": "09:00"})
-    assert "The end time must be after the start time." in response.content.decode()
+    response = owner_client.post(edit_url(activity), {**valid_post, "end_time": "09:00", "due_time": "09:00"})
+    assert "The end time must differ from the start time." in response.content.decode()
     activity.refresh_from_db()
     assert activity.subject == "Original"
 
@@ -446,13 +446,15 @@ def test_a3_edit_form_shows_the_preset_or_the_custom_end_time(
     assert (activity.start_at, activity.duration) == (berlin(2025, 1, 15, 9, 0), duration)
 
 
-def test_a3_edit_keeps_a_timed_activity_that_ends_on_a_later_day(owner_client, owner):
-    activity = timed(owner, berlin(2025, 1, 15, 22, 0), duration=dt.timedelta(hours=5))
+def test_a3_edit_keeps_a_timed_activity_that_ends_after_the_next_morning(owner_client, owner):
+    """An end time alone can say "the next day, before the start time"; 30 hours it cannot."""
+    activity = timed(owner, berlin(2025, 1, 15, 22, 0), duration=dt.timedelta(hours=30))
     html = owner_client.get(edit_url(activity)).content.decode()
-    assert "It now ends on Thu 16 Jan 2025, 03:00; leave empty to keep that length." in html
+    assert "It now ends on Fri 17 Jan 2025, 04:00; leave empty to keep that length." in html
+    assert submitted_values(html)["end_time"] == [""]
     assert owner_client.post(edit_url(activity), submitted_values(html)).status_code == 302
     activity.refresh_from_db()
-    assert activity.duration == dt.timedelta(hours=5)
+    assert activity.duration == dt.timedelta(hours=30)
 
 
 def test_a3_new_form_offers_thirty_minutes_and_is_not_all_day(owner_client):
@@ -477,3 +479,28 @@ def test_a3_every_invalid_guest_is_named_and_the_text_is_kept(owner_client, vali
 def test_a3_duplicate_guests_are_dropped_ignoring_case(owner_client, valid_post):
     owner_client.post(CREATE, {**valid_post, "guests": "ann@example.com; ANN@example.com bob@example.com"})
     assert Activity.objects.get().guests == ["ann@example.com", "bob@example.com"]
+
+
+def test_a3_refused_guests_come_back_as_chips_marked_invalid(owner_client, valid_post):
+    """The browser's check may pass an address the server refuses: the chips must agree with the error."""
+    entered = "ann@example.com, a..b@example.com\nx@[999.1.1.1]"
+    html = owner_client.post(CREATE, {**valid_post, "guests": entered}).content.decode()
+    chips = re.findall(r'<li class="(chip[^"]*)" data-value="([^"]*)"( data-invalid)?>', html)
+    assert chips == [
+        ("chip", "ann@example.com", ""),
+        ("chip is-invalid", "a..b@example.com", " data-invalid"),
+        ("chip is-invalid", "x@[999.1.1.1]", " data-invalid"),
+    ]
+    assert "“a..b@example.com” is not a valid e-mail address." in html
+    assert "“x@[999.1.1.1]” is not a valid e-mail address." in html
+    assert Activity.objects.count() == 0
+
+
+def test_a3_the_edit_form_draws_saved_guests_as_valid_chips(owner_client, owner):
+    activity = timed(owner, berlin(2025, 1, 15, 9, 0), guests=["ann@example.com", "bob@example.com"])
+    html = owner_client.get(edit_url(activity)).content.decode()
+    assert re.findall(r'<li class="(chip[^"]*)" data-value="([^"]*)"', html) == [
+        ("chip", "ann@example.com"),
+        ("chip", "bob@example.com"),
+    ]
+    assert "data-invalid" not in html

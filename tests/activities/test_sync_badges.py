@@ -119,7 +119,7 @@ def test_r9_after_reconnecting_only_items_synced_since_name_the_new_account(
         (SyncStatus.SYNCED, "\N{CHECK MARK}", "Synced"),
         (SyncStatus.PENDING, "\N{CLOCKWISE OPEN CIRCLE ARROW}", "Pending"),
         (SyncStatus.ERROR, "!", "Error"),
-        (SyncStatus.SKIPPED, "\N{EN DASH}", "Skipped"),
+        (SyncStatus.SKIPPED, "\N{RIGHTWARDS ARROW WITH HOOK}", "Skipped"),
     ],
 )
 def test_a8_calendar_items_show_status_and_the_accounts_provider_icon(
@@ -148,21 +148,56 @@ def test_a8_items_never_synced_show_no_badge_and_no_key(owner_client, owner):
     assert "cal-legend" not in html
 
 
-def test_a6_a8_a_colleagues_private_item_shows_status_but_not_its_reason(colleague_client, owner):
+@pytest.mark.parametrize(
+    "status", [SyncStatus.SYNCED, SyncStatus.SKIPPED, SyncStatus.ERROR, SyncStatus.PENDING]
+)
+def test_a6_a7_a8_a_colleagues_private_item_shows_no_sync_status_or_account(colleague_client, owner, status):
+    """Skipped or Synced would tell whether its type is one the owner sends; the account is the owner's."""
     timed(
         owner,
         berlin(2025, 1, 14, 9, 0),
         subject="Secret",
         visibility=Visibility.OWNER,
-        sync_status=SyncStatus.ERROR,
+        sync_status=status,
         sync_error="Event 'Secret' refused",
         calendar_account=make_account(owner, "owner@gmail.test"),
     )
-    html = colleague_client.get(CALENDAR, {"owner": "all"}).content.decode()
-    [item] = calendar_items(html)
-    assert item.text == "03:00 Private"  # 09:00 in Berlin, in the New York viewer's zone
-    assert "refused" not in html
-    assert "Secret" not in html
+    html = colleague_client.get(LIST, {"owner": "all"}).content.decode()
+    row = row_of(html, "Private")
+    assert cells(row)[7:9] == ["—", "—"]
+    assert 'title="Private: only its owner sees its sync status"' in row
+    assert 'class="badge' not in row
+    for leak in ("owner@gmail.test", "provider-google", "Google", status.label, "refused", "Secret"):
+        assert leak not in row
+    for view in ("week", "month"):
+        html = colleague_client.get(
+            CALENDAR, {"owner": "all", "view": view, "date": "2025-01-14"}
+        ).content.decode()
+        [item] = calendar_items(html)
+        assert item.text == "03:00 Private"  # 09:00 in Berlin, in the New York viewer's zone
+        assert (item.sync_text, item.images) == ("", [])
+        assert item.accessible_text == "03:00 \N{EN DASH} 03:30 Private"
+        assert item.title == "Private · Owner"
+        assert "cal-legend" not in html  # no item shows a status to explain
+        for leak in ("owner@gmail.test", "provider-google", status.label, "refused", "Secret"):
+            assert leak not in html
+
+
+def test_a6_the_owner_still_sees_the_sync_status_of_their_private_item(owner_client, owner):
+    timed(
+        owner,
+        berlin(2025, 1, 14, 9, 0),
+        subject="Secret",
+        visibility=Visibility.OWNER,
+        sync_status=SyncStatus.SKIPPED,
+        calendar_account=make_account(owner, "owner@gmail.test"),
+    )
+    row = row_of(owner_client.get(LIST).content.decode(), "Secret")
+    assert cells(row)[7:9] == ["\N{RIGHTWARDS ARROW WITH HOOK} Skipped", "Google: owner@gmail.test"]
+    [item] = calendar_items(
+        owner_client.get(CALENDAR, {"view": "month", "date": "2025-01-14"}).content.decode()
+    )
+    assert item.sync_text == "\N{RIGHTWARDS ARROW WITH HOOK} Skipped"
 
 
 # --- A2: type colours ----------------------------------------------------------------------------------

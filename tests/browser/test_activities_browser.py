@@ -302,3 +302,82 @@ def test_favicon_is_linked_and_served(live_server, owner: User, page: Page) -> N
     assert favicon.headers["content-type"].startswith("image/")
     assert favicon.body().startswith(b"\x00\x00\x01\x00")  # an ICO file
     assert missing == []
+
+
+# --- A8: the status in words, not only a glyph (review item 10) ----------------------------------------
+
+# Where the word of an item's badge is, and whether a reader can see it: not clipped to a pixel
+# (the screen-reader-only style) and not cut off by the item's edge.
+WORD_SHOWN = """badge => {
+  const word = badge.querySelector(".badge-text").getBoundingClientRect();
+  const item = badge.closest(".cal-item").getBoundingClientRect();
+  return word.width > 12 && word.height > 6 && word.right <= item.right + 0.5 && word.bottom <= item.bottom + 0.5;
+}"""
+
+
+def test_a8_month_and_wide_week_items_show_their_status_as_a_word(
+    live_server, owner: User, page: Page
+) -> None:
+    today = timezone.now().astimezone(owner.tzinfo).date()
+    monday = today - dt.timedelta(days=today.weekday())
+    account = CalendarAccount.objects.create(user=owner, provider=Provider.GOOGLE, email="owner@gmail.test")
+    stopped = CalendarAccount.objects.create(
+        user=owner, provider=Provider.MICROSOFT, email="owner@old.test", stopped_at=timezone.now()
+    )
+    words = {
+        SyncStatus.SYNCED: "Synced",
+        SyncStatus.PENDING: "Pending",
+        SyncStatus.SKIPPED: "Skipped",
+        SyncStatus.ERROR: "Error",
+    }
+    for index, status in enumerate(words):
+        make_activity(
+            owner,
+            subject=f"Item {words[status]}",
+            start_at=at_berlin(monday + dt.timedelta(days=index), 9, owner),
+            duration=dt.timedelta(hours=1),
+            sync_status=status,
+            calendar_account=account,
+        )
+    make_activity(
+        owner,
+        subject="Item stopped",
+        start_at=at_berlin(monday + dt.timedelta(days=4), 11, owner),
+        sync_status=SyncStatus.SYNCED,
+        calendar_account=stopped,
+    )
+    # Two at once on Saturday: side by side, each too narrow for the word (the glyph stays).
+    for minute in (0, 15):
+        make_activity(
+            owner,
+            subject=f"Squeezed {minute}",
+            start_at=at_berlin(monday + dt.timedelta(days=5), 14, owner) + dt.timedelta(minutes=minute),
+            duration=dt.timedelta(hours=1),
+            sync_status=SyncStatus.SKIPPED,
+            calendar_account=account,
+        )
+    all_words = {**{f"Item {word}": word for word in words.values()}, "Item stopped": "Not syncing"}
+
+    log_in(page, live_server.url, owner)
+    for view in ("month", "week"):
+        page.goto(f"{live_server.url}/activities/calendar/?view={view}&date={monday.isoformat()}")
+        calendar = page.locator("#calendar")
+        for subject, word in all_words.items():
+            item = calendar.get_by_role("link", name=re.compile(subject))
+            item.scroll_into_view_if_needed()
+            badge = item.locator(".badge")
+            expect(badge).to_contain_text(word)
+            assert badge.evaluate(WORD_SHOWN), f"{view}: {subject} does not show {word!r}"
+            # No dash after the start time that could read as a range ("09:00 -").
+            assert "\N{EN DASH}" not in badge.inner_text()
+        squeezed = calendar.get_by_role("link", name=re.compile("Squeezed 0"))
+        if view == "month":
+            assert squeezed.locator(".badge").evaluate(WORD_SHOWN)
+        else:
+            assert not squeezed.locator(".badge").evaluate(WORD_SHOWN)
+            glyph = squeezed.locator(".badge-glyph")
+            expect(glyph).to_have_text("\N{RIGHTWARDS ARROW WITH HOOK}")
+            assert _box(glyph)["width"] > 4
+            expect(squeezed).to_have_accessible_name(
+                re.compile(r"Squeezed 0 Skipped Google: owner@gmail\.test$")
+            )

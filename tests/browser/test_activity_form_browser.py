@@ -209,3 +209,56 @@ def test_a3_edit_a_multi_day_all_day_activity_and_remove_a_participant_by_keyboa
     assert activity.duration == dt.timedelta(days=3)
     assert list(activity.participants.all()) == []
     assert errors == []
+
+
+def test_a3_guests_the_server_refuses_come_back_as_invalid_chips(
+    live_server: Any, owner: User, page: Page
+) -> None:
+    errors = serve_form_with_strict_csp(page)
+    log_in(page, live_server.url, owner)
+    page.goto(f"{live_server.url}/activities/new/")
+    page.get_by_label("Subject").fill("Guests check")
+    day = timezone.now().astimezone(owner.tzinfo).date() + dt.timedelta(days=3)
+    page.get_by_label("Date", exact=True).fill(day.isoformat())
+    guests = page.get_by_role("textbox", name="Guests")
+    guests.focus()
+    keyboard = page.keyboard
+
+    # The browser now applies Django's rules for the common cases: a doubled dot is refused at once.
+    keyboard.type("a..b@example.com")
+    keyboard.press("Enter")
+    expect(page.locator("#id_guests_message")).to_have_text(
+        "“a..b@example.com” is not a valid e-mail address."
+    )
+    for address in (".ab@example.com", "ab.@example.com"):
+        guests.fill(address)
+        keyboard.press("Enter")
+        expect(page.locator("#id_guests_message")).to_have_text(f"“{address}” is not a valid e-mail address.")
+    guests.fill("")
+
+    # An address literal looks right to the browser; only the server checks the IP address.
+    keyboard.type("ann@example.com")
+    keyboard.press("Enter")
+    keyboard.type("x@[999.1.1.1]")
+    keyboard.press("Enter")
+    chips = page.locator("[data-guests] .chip")
+    expect(chips).to_have_count(2)
+    expect(page.locator("[data-guests] .chip.is-invalid")).to_have_count(0)
+    page.get_by_role("button", name="Save activity").click()
+
+    expect(page.locator("#form-errors")).to_be_visible()
+    expect(page.locator("[data-guests]")).to_contain_text("“x@[999.1.1.1]” is not a valid e-mail address.")
+    expect(chips).to_have_count(2)
+    refused = page.locator("[data-guests] .chip.is-invalid")
+    expect(refused).to_have_count(1)
+    expect(refused).to_contain_text("x@[999.1.1.1]")
+    expect(refused).to_contain_text("not a valid address")
+    expect(refused.get_by_role("button", name="Remove x@[999.1.1.1]")).to_be_visible()
+    expect(page.locator("[data-guests] .chip:not(.is-invalid)")).to_have_text(re.compile("ann@example.com"))
+
+    # Removing the refused chip is enough to save.
+    refused.get_by_role("button", name="Remove x@[999.1.1.1]").click()
+    page.get_by_role("button", name="Save activity").click()
+    expect(page.get_by_text("Activity saved.")).to_be_visible()
+    assert Activity.objects.get(subject="Guests check").guests == ["ann@example.com"]
+    assert errors == []

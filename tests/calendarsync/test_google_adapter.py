@@ -35,7 +35,7 @@ from calendarsync.providers.google.mapping import (
     parse_event,
     same_content,
 )
-from calendarsync.providers.retry import MAX_ATTEMPTS, MAX_RETRY_SLEEP_SECONDS, parse_retry_after
+from calendarsync.providers.retry import MAX_ATTEMPTS, parse_retry_after
 
 UTC = dt.UTC
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -313,7 +313,16 @@ def test_all_day_validation_refuses_datetimes_and_empty_ranges() -> None:
     [
         (401, "authError", Operation.READ, AuthRevoked),
         (403, "insufficientPermissions", Operation.READ, InsufficientPermissions),
-        (403, "forbidden", Operation.WRITE, InsufficientPermissions),
+        # R16: a refused write or read of one event is that item's error; listing, creating or a
+        # reason about the grant or the calendar concerns the account (C4).
+        (403, "forbidden", Operation.WRITE, InvalidEvent),
+        (403, "forbiddenForNonOrganizer", Operation.WRITE, InvalidEvent),
+        (403, "forbidden", Operation.READ, InvalidEvent),
+        (403, "forbidden", Operation.LIST, InsufficientPermissions),
+        (403, "forbidden", Operation.CHANGES, InsufficientPermissions),
+        (403, "forbidden", Operation.CREATE, InsufficientPermissions),
+        (403, "insufficientPermissions", Operation.WRITE, InsufficientPermissions),
+        (403, "requiredAccessLevel", Operation.WRITE, InsufficientPermissions),
         (403, "rateLimitExceeded", Operation.READ, TransientError),
         (403, "userRateLimitExceeded", Operation.CREATE, TransientError),
         (429, "rateLimitExceeded", Operation.CHANGES, TransientError),
@@ -459,13 +468,24 @@ def test_list_changes_pages_and_reports_each_event_once() -> None:
 
 
 def test_transient_errors_are_retried_then_raised_with_retry_after() -> None:
+    rate_limited = http_error(429, "rateLimitExceeded", {"retry-after": "3"})
+    sleeps: list[float] = []
+    provider = GoogleProvider(FakeClient([rate_limited] * MAX_ATTEMPTS), sleep=sleeps.append)  # type: ignore[arg-type]
+    with pytest.raises(TransientError) as caught:
+        provider.list_changes("primary", "t1", **WINDOW)
+    assert caught.value.retry_after == 3.0
+    assert sleeps == [3.0] * (MAX_ATTEMPTS - 1)
+
+
+def test_a_long_retry_after_is_raised_at_once_not_slept() -> None:
+    """PROVIDERS.md: honour Retry-After; a worker never sits out minutes (the run is rescheduled)."""
     rate_limited = http_error(429, "rateLimitExceeded", {"retry-after": "300"})
     sleeps: list[float] = []
     provider = GoogleProvider(FakeClient([rate_limited] * MAX_ATTEMPTS), sleep=sleeps.append)  # type: ignore[arg-type]
     with pytest.raises(TransientError) as caught:
         provider.list_changes("primary", "t1", **WINDOW)
     assert caught.value.retry_after == 300.0
-    assert sleeps == [MAX_RETRY_SLEEP_SECONDS] * (MAX_ATTEMPTS - 1)
+    assert sleeps == []
 
 
 def test_transient_error_then_success() -> None:

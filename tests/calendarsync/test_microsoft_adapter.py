@@ -203,6 +203,11 @@ def test_unreadable_events_raise_invalid_event() -> None:
     [
         (GraphFailure(401, "InvalidAuthenticationToken", ""), Operation.READ, AuthRevoked),
         (GraphFailure(403, "ErrorAccessDenied", ""), Operation.LIST, InsufficientPermissions),
+        (GraphFailure(403, "ErrorAccessDenied", ""), Operation.CHANGES, InsufficientPermissions),
+        (GraphFailure(403, "ErrorAccessDenied", ""), Operation.CREATE, InsufficientPermissions),
+        # R16: one event refused is that item's error.
+        (GraphFailure(403, "ErrorAccessDenied", ""), Operation.WRITE, InvalidEvent),
+        (GraphFailure(403, "ErrorAccessDenied", ""), Operation.READ, InvalidEvent),
         (GraphFailure(429, "ApplicationThrottled", "", 3.0), Operation.LIST, TransientError),
         (GraphFailure(503, "ServiceUnavailable", ""), Operation.WRITE, TransientError),
         (GraphFailure(504, "UnknownError", ""), Operation.READ, TransientError),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -331,6 +332,30 @@ def test_r10_reconnect_keeps_the_row_links_and_options_clears_the_state_and_resu
     assert preferences.include_details is False
     assert preferences.sync_started_at is not None
     assert queued == [account.pk]  # the paused sync carries on at once
+
+
+def test_r10_reconnect_queues_a_sync_even_when_a_request_was_left_from_the_blocked_time(
+    owner: User, django_capture_on_commit_callbacks: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CRM save while the account needed reconnecting marked a request no worker could honour;
+    reconnecting must still queue the run at once, not wait for that mark to go stale."""
+    queued: list[int] = []
+    monkeypatch.setattr("calendarsync.tasks._send_requested", queued.append)
+    account = connect_account(owner)
+    do_start_sync(acting_user=owner, account=account)
+    CalendarAccount.objects.filter(pk=account.pk).update(
+        state=AccountState.NEEDS_RECONNECT, sync_requested_at=timezone.now() - dt.timedelta(seconds=8)
+    )
+    queued.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        do_connect_account(
+            acting_user=owner,
+            provider=Provider.GOOGLE,
+            email=account.email,
+            credentials={"access_token": "new-access", "refresh_token": "new-refresh"},
+            calendars=list(DEFAULT_CALENDARS),
+        )
+    assert queued == [account.pk]
 
 
 def test_r10_a_reconnect_signed_in_as_someone_else_is_refused_and_changes_nothing(owner: User) -> None:

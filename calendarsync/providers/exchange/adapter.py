@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, TypeVar
 
 from exchangelib.restriction import Q
@@ -46,7 +46,7 @@ from calendarsync.providers.exchange.client import KEY_FIELD, TAG_FIELD, Exchang
 from calendarsync.providers.exchange.errors import EXCHANGE_FAILURES, Operation, map_exchange_error
 from calendarsync.providers.exchange.mapping import Cursor, item_fields, parse_item, same_content
 from calendarsync.providers.exchange.services import EwsCalls
-from calendarsync.providers.retry import MAX_ATTEMPTS, call_with_retries, chunks, retry_delay
+from calendarsync.providers.retry import MAX_ATTEMPTS, call_with_retries, chunks, retry_delay, waits_inline
 
 logger = logging.getLogger(__name__)
 
@@ -218,7 +218,11 @@ class ExchangeProvider:
                     for entry in pending:
                         outcomes.update(self._create_chunk(calendar_id, [entry]))
                     return outcomes
-                if not isinstance(error, TransientError) or attempt >= self._attempts:
+                if (
+                    not isinstance(error, TransientError)
+                    or attempt >= self._attempts
+                    or not waits_inline(retry_delay(error, attempt))
+                ):
                     outcomes.update(dict.fromkeys((index for index, _, _ in pending), error))
                     return outcomes
                 logger.warning(
@@ -230,7 +234,10 @@ class ExchangeProvider:
             if not retry or attempt >= self._attempts:
                 break
             delays = [outcomes[index] for index, _, _ in retry]
-            self._sleep(max(retry_delay(e, attempt) for e in delays if isinstance(e, TransientError)))
+            delay = max(retry_delay(e, attempt) for e in delays if isinstance(e, TransientError))
+            if not waits_inline(delay):
+                break  # a long back-off: the items keep their TransientError, the run is rescheduled
+            self._sleep(delay)
             pending = retry
         return outcomes
 
@@ -287,9 +294,16 @@ class ExchangeProvider:
     # ---------------------------------------------------------------- changing
 
     def update_event(
-        self, calendar_id: str, external_id: str, event: EventData, *, etag: str | None
+        self,
+        calendar_id: str,
+        external_id: str,
+        event: EventData,
+        *,
+        etag: str | None,
+        fields: Collection[str] | None = None,
     ) -> RemoteEvent:
-        values = item_fields(event)
+        # Only what changed: UpdateItem sets (SetItemField) just these properties (R11).
+        values = item_fields(event, fields=fields)
 
         def update() -> RemoteEvent:
             result = self._calls.update_item(external_id, etag, values)
@@ -303,7 +317,7 @@ class ExchangeProvider:
             # A retried write whose first attempt did land also meets a stale key: if the item
             # already holds exactly what we wanted, that is success, not a conflict.
             current = self._run(lambda: self._fetch(external_id), Operation.READ)
-            if same_content(current, event):
+            if same_content(current, event, fields):
                 return current
             raise
 

@@ -119,6 +119,9 @@ def map_exchange_error(exc: BaseException, operation: Operation = Operation.READ
         | ews.ErrorInvalidIdMalformed,
     ):
         return NotFound(f"The Exchange item does not exist ({name})")
+    if isinstance(exc, ews.ErrorAccessDenied) and operation in (Operation.READ, Operation.WRITE):
+        # R16: reading or changing one item was refused: that item's error, the rest goes on.
+        return InvalidEvent(f"Exchange refused access to this item ({name})")
     if isinstance(exc, DENIED_CODES):
         return InsufficientPermissions(f"Exchange denied access to the calendar ({name})")
     if isinstance(exc, INVALID_ITEM_CODES) and operation in (Operation.CREATE, Operation.WRITE):

@@ -12,6 +12,7 @@ import datetime as dt
 import html
 import json
 import zlib
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,15 @@ from exchangelib.errors import UnknownTimeZone
 from exchangelib.properties import Attendee as EwsAttendee
 from exchangelib.properties import Body, HTMLBody, Mailbox
 
-from calendarsync.providers.base import Attendee, CursorExpired, EventData, InvalidEvent, RemoteEvent
+from calendarsync.providers.base import (
+    TAG,
+    Attendee,
+    CursorExpired,
+    EventData,
+    InvalidEvent,
+    RemoteEvent,
+    fields_to_write,
+)
 from calendarsync.providers.exchange.client import KEY_FIELD, TAG_FIELD
 
 SINGLE = "Single"
@@ -109,6 +118,7 @@ def _attendees(item: Any) -> tuple[Attendee, ...]:
                     name=str(getattr(mailbox, "name", "") or ""),
                     response=_RESPONSES.get(str(getattr(entry, "response_type", "")), "needsAction"),
                     optional=optional,
+                    raw=entry,
                 )
             )
     return tuple(found)
@@ -165,29 +175,46 @@ def _ews_datetime(moment: dt.datetime) -> Any:
     return EWSDateTime(utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, tzinfo=UTC)
 
 
-def item_fields(event: EventData, *, key: str | None = None) -> dict[str, Any]:
-    """EventData -> CalendarItem field values we own (None clears a field on update)."""
+def _ews_attendee(attendee: Attendee) -> Any:
+    if isinstance(attendee.raw, EwsAttendee):
+        return attendee.raw  # kept as Exchange gave it: name and response stay (R11)
+    mailbox = Mailbox(email_address=attendee.email, name=attendee.name or None)
+    return EwsAttendee(mailbox=mailbox, response_type="Unknown")
+
+
+def item_fields(
+    event: EventData, *, key: str | None = None, fields: Collection[str] | None = None
+) -> dict[str, Any]:
+    """EventData -> CalendarItem field values we own, or only ``fields`` of them (an UpdateItem
+    then sets just those; None clears a field on update)."""
     event.validate()
-    fields: dict[str, Any] = {
-        "subject": event.subject,
-        "body": Body(event.description) if event.description else None,
-        "location": event.location or None,
-        "legacy_free_busy_status": "Busy" if event.busy else "Free",
-        "sensitivity": "Private" if event.private else "Normal",
-        "required_attendees": [
-            EwsAttendee(mailbox=Mailbox(email_address=a.email, name=a.name or None), response_type="Unknown")
-            for a in event.attendees
-            if not a.optional
-        ]
-        or None,
-        "optional_attendees": [
-            EwsAttendee(mailbox=Mailbox(email_address=a.email, name=a.name or None), response_type="Unknown")
-            for a in event.attendees
-            if a.optional
-        ]
-        or None,
-        TAG_FIELD: event.tag,
-    }
+    wanted = fields_to_write(fields)
+    values: dict[str, Any] = {}
+    if "subject" in wanted:
+        values["subject"] = event.subject
+    if "description" in wanted:
+        values["body"] = Body(event.description) if event.description else None
+    if "location" in wanted:
+        values["location"] = event.location or None
+    if "busy" in wanted:
+        values["legacy_free_busy_status"] = "Busy" if event.busy else "Free"
+    if "private" in wanted:
+        values["sensitivity"] = "Private" if event.private else "Normal"
+    if "attendees" in wanted:
+        required = [_ews_attendee(a) for a in event.attendees if not a.optional]
+        optional = [_ews_attendee(a) for a in event.attendees if a.optional]
+        values.update(required_attendees=required or None, optional_attendees=optional or None)
+    if TAG in wanted:
+        values[TAG_FIELD] = event.tag
+    if "time" in wanted:
+        values.update(_time_fields(event))
+    if key is not None:
+        values[KEY_FIELD] = key
+    return values
+
+
+def _time_fields(event: EventData) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
     if event.start is not None and event.end is not None:
         fields.update(
             is_all_day=False,
@@ -205,26 +232,25 @@ def item_fields(event: EventData, *, key: str | None = None) -> dict[str, Any]:
             _start_timezone=UTC,
             _end_timezone=UTC,
         )
-    if key is not None:
-        fields[KEY_FIELD] = key
     return fields
 
 
-def same_content(remote: RemoteEvent, wanted: EventData) -> bool:
-    """Does the item already hold what we meant to write?"""
-    return (
-        remote.subject == wanted.subject
-        and remote.start == wanted.start
-        and remote.end == wanted.end
-        and remote.start_date == wanted.start_date
-        and remote.end_date == wanted.end_date
-        and remote.location == wanted.location
-        and remote.description == wanted.description
-        and remote.busy == wanted.busy
-        and remote.private == wanted.private
-        and {a.email.lower() for a in remote.attendees} == {a.email.lower() for a in wanted.attendees}
-        and (wanted.tag is None or remote.tag == wanted.tag)
-    )
+def same_content(remote: RemoteEvent, wanted: EventData, fields: Collection[str] | None = None) -> bool:
+    """Does the item already hold what we meant to write (of ``fields``)?"""
+    written = fields_to_write(fields)
+    checks = {
+        "subject": remote.subject == wanted.subject,
+        "time": (remote.start, remote.end, remote.start_date, remote.end_date)
+        == (wanted.start, wanted.end, wanted.start_date, wanted.end_date),
+        "location": remote.location == wanted.location,
+        "description": remote.description == wanted.description,
+        "busy": remote.busy == wanted.busy,
+        "private": remote.private == wanted.private,
+        "attendees": {a.email.lower() for a in remote.attendees}
+        == {a.email.lower() for a in wanted.attendees},
+        TAG: wanted.tag is None or remote.tag == wanted.tag,
+    }
+    return all(ok for name, ok in checks.items() if name in written)
 
 
 # --------------------------------------------------------------------------- the change cursor

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from functools import partial
 from typing import Any, TypeVar
@@ -38,7 +38,7 @@ from calendarsync.providers.google.mapping import (
     rfc3339,
     same_content,
 )
-from calendarsync.providers.retry import MAX_ATTEMPTS, call_with_retries, chunks, retry_delay
+from calendarsync.providers.retry import MAX_ATTEMPTS, call_with_retries, chunks, retry_delay, waits_inline
 
 logger = logging.getLogger(__name__)
 
@@ -121,8 +121,8 @@ class GoogleProvider:
                     if isinstance(outcome, TransientError):
                         retry.append((key, make_request))
                         delays.append(retry_delay(outcome, attempt))
-            if not retry or attempt >= MAX_ATTEMPTS:
-                break
+            if not retry or attempt >= MAX_ATTEMPTS or not waits_inline(max(delays)):
+                break  # a long Retry-After: the items keep their TransientError, the run is rescheduled
             logger.warning("Google Calendar batch: %d items failed transiently; retrying", len(retry))
             self._sleep(max(delays))
             pending = retry
@@ -305,9 +305,16 @@ class GoogleProvider:
             return exc
 
     def update_event(
-        self, calendar_id: str, external_id: str, event: EventData, *, etag: str | None
+        self,
+        calendar_id: str,
+        external_id: str,
+        event: EventData,
+        *,
+        etag: str | None,
+        fields: Collection[str] | None = None,
     ) -> RemoteEvent:
-        body = event_body(event, for_patch=True)
+        # Only what changed: a PATCH leaves every other property as the calendar has it (R11).
+        body = event_body(event, for_patch=True, fields=fields)
 
         def make_request() -> Any:
             # https://developers.google.com/calendar/api/v3/reference/events/patch
@@ -324,7 +331,7 @@ class GoogleProvider:
             # A retried write whose first attempt did land also answers 412: if the event
             # already holds exactly what we wanted, that is success, not a conflict.
             current = self._fetch(calendar_id, external_id)
-            if not current.is_cancelled and same_content(current, event):
+            if not current.is_cancelled and same_content(current, event, fields):
                 return current
             raise
         return parse_event(raw)

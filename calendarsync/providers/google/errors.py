@@ -30,6 +30,19 @@ from calendarsync.providers.retry import parse_retry_after
 
 RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded"})
 REVOKED_GRANT_ERRORS = frozenset({"invalid_grant", "unauthorized_client", "invalid_client"})
+# 403 reasons that concern the whole calendar or grant (C4), whatever the call was doing.
+ACCOUNT_REFUSAL_REASONS = frozenset(
+    {
+        "insufficientPermissions",
+        "ACCESS_TOKEN_SCOPE_INSUFFICIENT",
+        "requiredAccessLevel",
+        "notACalendarUser",
+        "accessNotConfigured",
+        "SERVICE_DISABLED",
+    }
+)
+# 403 reasons that concern one event only (R16), e.g. a change only the organizer may make.
+EVENT_REFUSAL_REASONS = frozenset({"forbiddenForNonOrganizer"})
 
 # Everything the client stack raises for a failed call.
 GOOGLE_FAILURES: tuple[type[BaseException], ...] = (
@@ -80,6 +93,14 @@ def _retry_after_of(exc: HttpError) -> float | None:
     return parse_retry_after(str(header) if header is not None else None)
 
 
+def _refuses_one_event(reasons: set[str], operation: Operation) -> bool:
+    """A 403 about one event: a reason saying so, or a refused read or write of one event that
+    names no account-level reason (listing and creating speak for the calendar: C4)."""
+    if reasons & ACCOUNT_REFUSAL_REASONS:
+        return False
+    return bool(reasons & EVENT_REFUSAL_REASONS) or operation in (Operation.READ, Operation.WRITE)
+
+
 def map_google_error(exc: BaseException, operation: Operation = Operation.READ) -> ProviderError:
     """The one place a Google client failure becomes one of our provider errors."""
     if isinstance(exc, ProviderError):
@@ -94,6 +115,9 @@ def map_google_error(exc: BaseException, operation: Operation = Operation.READ) 
         if status == 403:
             if reasons & RATE_LIMIT_REASONS:
                 return TransientError(message, retry_after=_retry_after_of(exc))
+            if _refuses_one_event(reasons, operation):
+                # R16: that item's error; the account goes on syncing the rest.
+                return InvalidEvent(message)
             return InsufficientPermissions(message)
         if status == 429 or status >= 500:
             return TransientError(message, retry_after=_retry_after_of(exc))

@@ -8,12 +8,20 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from calendarsync.providers.base import Attendee, EventData, InvalidEvent, RemoteCalendarInfo, RemoteEvent
+from calendarsync.providers.base import (
+    TAG,
+    Attendee,
+    EventData,
+    InvalidEvent,
+    RemoteCalendarInfo,
+    RemoteEvent,
+    fields_to_write,
+)
 
 # Our private tag: the CRM activity id of an event this CRM created.
 TAG_PROPERTY = "calsync_activity_id"
@@ -91,6 +99,7 @@ def _parse_attendees(raw: object) -> tuple[Attendee, ...]:
                 name=str(entry.get("displayName") or ""),
                 response=str(entry.get("responseStatus") or "needsAction"),
                 optional=bool(entry.get("optional", False)),
+                raw=dict(entry),
             )
         )
     return tuple(attendees)
@@ -177,9 +186,24 @@ def _when_body(moment: datetime | date, *, clear_other: bool) -> dict[str, Any]:
     return body
 
 
-def event_body(event: EventData, *, for_patch: bool = False) -> dict[str, Any]:
-    """EventData -> Google Event resource fields we own (a PATCH clears the other time form)."""
+def _attendee_body(attendee: Attendee) -> dict[str, Any]:
+    if isinstance(attendee.raw, Mapping):
+        # Kept as Google gave it: answer, comment, organizer and self flags stay (R11).
+        return dict(attendee.raw)
+    return {
+        "email": attendee.email,
+        **({"displayName": attendee.name} if attendee.name else {}),
+        "optional": attendee.optional,
+    }
+
+
+def event_body(
+    event: EventData, *, for_patch: bool = False, fields: Collection[str] | None = None
+) -> dict[str, Any]:
+    """EventData -> Google Event resource fields we own, or only ``fields`` of them (a PATCH
+    sends only what changed, and clears the other time form when it sends the time)."""
     event.validate()
+    wanted = fields_to_write(fields)
     if event.start is not None and event.end is not None:
         start: datetime | date = event.start
         end: datetime | date = event.end
@@ -187,20 +211,23 @@ def event_body(event: EventData, *, for_patch: bool = False) -> dict[str, Any]:
         start, end = event.start_date, event.end_date
     else:  # unreachable after validate(); keeps the types honest
         raise InvalidEvent("an event needs a start and an end")
-    body: dict[str, Any] = {
-        "summary": event.subject,
-        "location": event.location,
-        "description": event.description,
-        "start": _when_body(start, clear_other=for_patch),
-        "end": _when_body(end, clear_other=for_patch),
-        "attendees": [
-            {"email": a.email, **({"displayName": a.name} if a.name else {}), "optional": a.optional}
-            for a in event.attendees
-        ],
-        "visibility": "private" if event.private else "default",
-        "transparency": "opaque" if event.busy else "transparent",
-    }
-    if event.tag is not None:
+    body: dict[str, Any] = {}
+    if "subject" in wanted:
+        body["summary"] = event.subject
+    if "location" in wanted:
+        body["location"] = event.location
+    if "description" in wanted:
+        body["description"] = event.description
+    if "time" in wanted:
+        body["start"] = _when_body(start, clear_other=for_patch)
+        body["end"] = _when_body(end, clear_other=for_patch)
+    if "attendees" in wanted:
+        body["attendees"] = [_attendee_body(a) for a in event.attendees]
+    if "private" in wanted:
+        body["visibility"] = "private" if event.private else "default"
+    if "busy" in wanted:
+        body["transparency"] = "opaque" if event.busy else "transparent"
+    if TAG in wanted and event.tag is not None:
         body["extendedProperties"] = {"private": {TAG_PROPERTY: event.tag}}
     return body
 
@@ -216,18 +243,19 @@ def parse_calendar(raw: object) -> RemoteCalendarInfo:
     )
 
 
-def same_content(remote: RemoteEvent, wanted: EventData) -> bool:
-    """Does the provider's event already hold what we meant to write?"""
-    return (
-        remote.subject == wanted.subject
-        and remote.start == wanted.start
-        and remote.end == wanted.end
-        and remote.start_date == wanted.start_date
-        and remote.end_date == wanted.end_date
-        and remote.location == wanted.location
-        and remote.description == wanted.description
-        and remote.busy == wanted.busy
-        and remote.private == wanted.private
-        and {a.email.lower() for a in remote.attendees} == {a.email.lower() for a in wanted.attendees}
-        and (wanted.tag is None or remote.tag == wanted.tag)
-    )
+def same_content(remote: RemoteEvent, wanted: EventData, fields: Collection[str] | None = None) -> bool:
+    """Does the provider's event already hold what we meant to write (of ``fields``)?"""
+    written = fields_to_write(fields)
+    checks = {
+        "subject": remote.subject == wanted.subject,
+        "time": (remote.start, remote.end, remote.start_date, remote.end_date)
+        == (wanted.start, wanted.end, wanted.start_date, wanted.end_date),
+        "location": remote.location == wanted.location,
+        "description": remote.description == wanted.description,
+        "busy": remote.busy == wanted.busy,
+        "private": remote.private == wanted.private,
+        "attendees": {a.email.lower() for a in remote.attendees}
+        == {a.email.lower() for a in wanted.attendees},
+        TAG: wanted.tag is None or remote.tag == wanted.tag,
+    }
+    return all(ok for name, ok in checks.items() if name in written)

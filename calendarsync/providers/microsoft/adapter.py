@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -51,7 +51,7 @@ from calendarsync.providers.microsoft.mapping import (
     tag_of,
     transaction_id_for,
 )
-from calendarsync.providers.retry import MAX_ATTEMPTS, call_with_retries, chunks, retry_delay
+from calendarsync.providers.retry import MAX_ATTEMPTS, call_with_retries, chunks, retry_delay, waits_inline
 
 logger = logging.getLogger(__name__)
 
@@ -168,8 +168,8 @@ class MicrosoftProvider:
                     if isinstance(outcome, TransientError):
                         retry.append((key, call))
                         delays.append(retry_delay(outcome, attempt))
-            if not retry or attempt >= MAX_ATTEMPTS:
-                break
+            if not retry or attempt >= MAX_ATTEMPTS or not waits_inline(max(delays)):
+                break  # a long Retry-After: the calls keep their TransientError, the run is rescheduled
             logger.warning("Microsoft Graph batch: %d requests failed transiently; retrying", len(retry))
             self._sleep(max(delays))
             pending = retry
@@ -422,9 +422,16 @@ class MicrosoftProvider:
             return exc
 
     def update_event(
-        self, calendar_id: str, external_id: str, event: EventData, *, etag: str | None
+        self,
+        calendar_id: str,
+        external_id: str,
+        event: EventData,
+        *,
+        etag: str | None,
+        fields: Collection[str] | None = None,
     ) -> RemoteEvent:
-        body = event_body(event)
+        # Only what changed: a PATCH leaves every other property as the calendar has it (R11).
+        body = event_body(event, fields)
         headers = {"Prefer": READ_PREFERENCES}
         if etag:
             # A stale @odata.etag answers 412: the event changed since we read it.
@@ -438,7 +445,7 @@ class MicrosoftProvider:
             # A retried write whose first attempt landed also answers 412: if the event already
             # holds exactly what we wanted, that is success, not a conflict.
             current = self._fetch(external_id)
-            if not current.is_cancelled and same_content(current, event):
+            if not current.is_cancelled and same_content(current, event, fields):
                 return current
             raise
         return parse_event(raw, tag=event.tag)

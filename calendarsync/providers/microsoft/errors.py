@@ -92,6 +92,11 @@ def map_graph_error(exc: BaseException, operation: Operation = Operation.READ) -
         if status == 401:
             return AuthRevoked(message)
         if status == 403:
+            if operation in (Operation.READ, Operation.WRITE):
+                # R16: reading or changing one event was refused (e.g. ErrorAccessDenied on an
+                # event the user may not change): that item's error, the rest goes on. Listing
+                # or creating in the calendar refused concerns the whole account (C4).
+                return InvalidEvent(message)
             return InsufficientPermissions(message)
         if status in (429, 500, 502, 503, 504):
             return TransientError(message, retry_after=exc.retry_after)

@@ -10,12 +10,20 @@ import base64
 import html
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import UTC, date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from calendarsync.providers.base import Attendee, EventData, InvalidEvent, RemoteCalendarInfo, RemoteEvent
+from calendarsync.providers.base import (
+    TAG,
+    Attendee,
+    EventData,
+    InvalidEvent,
+    RemoteCalendarInfo,
+    RemoteEvent,
+    fields_to_write,
+)
 
 # Our tag on events this CRM created (the activity), as a named single-value extended property.
 # https://learn.microsoft.com/en-us/graph/api/resources/extended-properties-overview
@@ -95,28 +103,46 @@ def _all_day_when(day: date) -> dict[str, str]:
     return {"dateTime": datetime.combine(day, time(0)).isoformat(timespec="seconds"), "timeZone": "UTC"}
 
 
-def event_body(event: EventData) -> dict[str, Any]:
-    """EventData -> the Graph event properties we own (the same set for a create and a PATCH)."""
-    event.validate()
-    body: dict[str, Any] = {
-        "subject": event.subject,
-        "body": {"contentType": "text", "content": event.description},
-        "location": {"displayName": event.location},
-        "attendees": [
-            {
-                "emailAddress": {"address": a.email, **({"name": a.name} if a.name else {})},
-                "type": "optional" if a.optional else "required",
-            }
-            for a in event.attendees
-        ],
-        "sensitivity": "private" if event.private else "normal",
-        "showAs": "busy" if event.busy else "free",
+# What of an attendee Graph takes back in a PATCH, as it gave it (name, type, response).
+_ATTENDEE_KEYS = ("emailAddress", "type", "status")
+
+
+def _attendee_body(attendee: Attendee) -> dict[str, Any]:
+    if isinstance(attendee.raw, Mapping):
+        # Kept as Graph gave it: display name, type and response stay (R11).
+        return {key: attendee.raw[key] for key in _ATTENDEE_KEYS if key in attendee.raw}
+    return {
+        "emailAddress": {"address": attendee.email, **({"name": attendee.name} if attendee.name else {})},
+        "type": "optional" if attendee.optional else "required",
     }
-    if event.start is not None and event.end is not None:
-        body.update(isAllDay=False, start=graph_when(event.start), end=graph_when(event.end))
-    elif event.start_date is not None and event.end_date is not None:
-        body.update(isAllDay=True, start=_all_day_when(event.start_date), end=_all_day_when(event.end_date))
-    if event.tag is not None:
+
+
+def event_body(event: EventData, fields: Collection[str] | None = None) -> dict[str, Any]:
+    """EventData -> the Graph event properties we own, or only ``fields`` of them (a PATCH sends
+    only what changed: https://learn.microsoft.com/en-us/graph/api/event-update)."""
+    event.validate()
+    wanted = fields_to_write(fields)
+    body: dict[str, Any] = {}
+    if "subject" in wanted:
+        body["subject"] = event.subject
+    if "description" in wanted:
+        body["body"] = {"contentType": "text", "content": event.description}
+    if "location" in wanted:
+        body["location"] = {"displayName": event.location}
+    if "attendees" in wanted:
+        body["attendees"] = [_attendee_body(a) for a in event.attendees]
+    if "private" in wanted:
+        body["sensitivity"] = "private" if event.private else "normal"
+    if "busy" in wanted:
+        body["showAs"] = "busy" if event.busy else "free"
+    if "time" in wanted:
+        if event.start is not None and event.end is not None:
+            body.update(isAllDay=False, start=graph_when(event.start), end=graph_when(event.end))
+        elif event.start_date is not None and event.end_date is not None:
+            body.update(
+                isAllDay=True, start=_all_day_when(event.start_date), end=_all_day_when(event.end_date)
+            )
+    if TAG in wanted and event.tag is not None:
         body["singleValueExtendedProperties"] = [{"id": TAG_PROPERTY_ID, "value": event.tag}]
     return body
 
@@ -197,6 +223,7 @@ def _attendees(raw: object) -> tuple[Attendee, ...]:
                 name=str(name) if isinstance(name, str) and name != email else "",
                 response=_RESPONSES.get(str(response), "needsAction"),
                 optional=entry.get("type") == "optional",
+                raw=dict(entry),
             )
         )
     return tuple(attendees)
@@ -270,18 +297,19 @@ def parse_calendar(raw: object) -> RemoteCalendarInfo:
     )
 
 
-def same_content(remote: RemoteEvent, wanted: EventData) -> bool:
-    """Does the provider's event already hold what we meant to write?"""
-    return (
-        remote.subject == wanted.subject
-        and remote.start == wanted.start
-        and remote.end == wanted.end
-        and remote.start_date == wanted.start_date
-        and remote.end_date == wanted.end_date
-        and remote.location == wanted.location
-        and remote.description == wanted.description.replace("\r\n", "\n").rstrip("\n")
-        and remote.busy == wanted.busy
-        and remote.private == wanted.private
-        and {a.email.lower() for a in remote.attendees} == {a.email.lower() for a in wanted.attendees}
-        and (wanted.tag is None or remote.tag == wanted.tag)
-    )
+def same_content(remote: RemoteEvent, wanted: EventData, fields: Collection[str] | None = None) -> bool:
+    """Does the provider's event already hold what we meant to write (of ``fields``)?"""
+    written = fields_to_write(fields)
+    checks = {
+        "subject": remote.subject == wanted.subject,
+        "time": (remote.start, remote.end, remote.start_date, remote.end_date)
+        == (wanted.start, wanted.end, wanted.start_date, wanted.end_date),
+        "location": remote.location == wanted.location,
+        "description": remote.description == wanted.description.replace("\r\n", "\n").rstrip("\n"),
+        "busy": remote.busy == wanted.busy,
+        "private": remote.private == wanted.private,
+        "attendees": {a.email.lower() for a in remote.attendees}
+        == {a.email.lower() for a in wanted.attendees},
+        TAG: wanted.tag is None or remote.tag == wanted.tag,
+    }
+    return all(ok for name, ok in checks.items() if name in written)

@@ -182,11 +182,12 @@ def test_r2_past_items_are_left_alone(sync_env: SyncEnv) -> None:
     assert not Activity.objects.filter(subject="Last week").exists()
     past.refresh_from_db()
     assert past.sync_status in (None, SyncStatus.SKIPPED)
-    # An event moved into the past is not applied to its activity.
+    # An event moved into the past has that move mirrored, then stops syncing (R15).
     sync_env.control.update_event(sync_env.link_of(future).external_id, start=soon(-2, 10), end=soon(-2, 11))
     sync_env.sync()
     future.refresh_from_db()
-    assert future.start_at == soon(1, 10)
+    assert future.start_at == soon(-2, 10)
+    assert future.sync_status == SyncStatus.SKIPPED
 
 
 def test_o3_only_selected_types_are_sent(sync_env: SyncEnv) -> None:

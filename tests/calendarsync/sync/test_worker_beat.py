@@ -100,6 +100,8 @@ def test_beat_enqueues_and_a_real_worker_syncs(
         return (
             Activity.objects.filter(pk=activity.pk, sync_status=SyncStatus.SYNCED).exists()
             and EventLink.objects.filter(external_id=event_id).exists()
+            # The items settle before the run records its end: wait for the whole run.
+            and CalendarAccount.objects.filter(pk=sync_env.account.pk, last_synced_at__isnull=False).exists()
         )
 
     wait_for(synced, worker_with_beat, "first sync")
