@@ -82,3 +82,40 @@ def test_r7_occurrences_are_expanded_up_to_the_horizon(sync_env: SyncEnv, settin
     sync_env.sync()
     expected = [soon(day, 9) for day in range(1, 11) if soon(day, 9) <= horizon]
     assert [a.start_at for a in occurrences(sync_env, series_id)] == expected
+
+
+def test_r7_an_occurrence_edited_in_the_calendar_is_mirrored_alone(sync_env: SyncEnv) -> None:
+    """One instance changed in the calendar ("this event only"): only its activity follows."""
+    sync_env.start()
+    series_id = sync_env.control.create_event("Stand-up", soon(1, 9), soon(1, 10), daily_count=3)
+    sync_env.sync()
+    before = occurrences(sync_env, series_id)
+    assert len(before) == 3
+    sync_env.control.update_instance(
+        series_id, soon(2, 9), subject="Stand-up (moved room)", location="Room 12"
+    )
+    sync_env.sync()
+    after = {a.pk: a for a in Activity.objects.filter(pk__in=[a.pk for a in before])}
+    assert len(after) == 3  # no duplicate, no loss
+    assert Activity.objects.filter(event_links__account=sync_env.account).count() == 3
+    edited = [a for a in after.values() if a.subject == "Stand-up (moved room)"]
+    assert len(edited) == 1
+    assert edited[0].location == "Room 12"
+    assert edited[0].start_at == soon(2, 9)
+    assert edited[0].sync_read_only_reason == READ_ONLY_OCCURRENCE
+    assert sorted(a.subject for a in after.values()) == ["Stand-up", "Stand-up", "Stand-up (moved room)"]
+
+
+def test_r7_an_occurrence_cancelled_in_the_calendar_leaves_the_crm(sync_env: SyncEnv) -> None:
+    """One instance deleted in the calendar: its activity goes, its siblings stay."""
+    sync_env.start()
+    series_id = sync_env.control.create_event("Stand-up", soon(1, 9), soon(1, 10), daily_count=3)
+    sync_env.sync()
+    assert len(occurrences(sync_env, series_id)) == 3
+    sync_env.control.cancel_instance(series_id, soon(2, 9))
+    sync_env.sync()
+    remaining = Activity.objects.filter(event_links__account=sync_env.account).order_by("start_at")
+    assert [a.start_at for a in remaining] == [soon(1, 9), soon(3, 9)]
+    assert all(a.subject == "Stand-up" for a in remaining)
+    # The series itself is untouched in the calendar.
+    assert sync_env.control.event(series_id) is not None
