@@ -8,7 +8,7 @@ happens in one place in the engine (CONVENTIONS, habit 3).
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -332,3 +332,31 @@ __all__ = [
     "fields_to_write",
     "validate_event_data",
 ]
+
+
+def same_content(
+    remote: RemoteEvent,
+    wanted: EventData,
+    fields: Collection[str] | None = None,
+    *,
+    description: Callable[[str], str] = str,
+) -> bool:
+    """Does the provider's event already hold what we meant to write (of ``fields``)?
+
+    Used after a failed conditional write (412, ChangeKey) to tell our own earlier write from a
+    user's edit. ``description`` normalises our text the way the provider stores it.
+    """
+    written = fields_to_write(fields)
+    checks = {
+        "subject": remote.subject == wanted.subject,
+        "time": (remote.start, remote.end, remote.start_date, remote.end_date)
+        == (wanted.start, wanted.end, wanted.start_date, wanted.end_date),
+        "location": remote.location == wanted.location,
+        "description": remote.description == description(wanted.description),
+        "busy": remote.busy == wanted.busy,
+        "private": remote.private == wanted.private,
+        "attendees": {a.email.lower() for a in remote.attendees}
+        == {a.email.lower() for a in wanted.attendees},
+        TAG: wanted.tag is None or remote.tag == wanted.tag,
+    }
+    return all(ok for name, ok in checks.items() if name in written)

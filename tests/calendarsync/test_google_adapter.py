@@ -24,6 +24,7 @@ from calendarsync.providers.base import (
     NotFound,
     ProviderError,
     TransientError,
+    same_content,
 )
 from calendarsync.providers.google.adapter import GoogleProvider
 from calendarsync.providers.google.errors import Operation, map_google_error
@@ -33,7 +34,6 @@ from calendarsync.providers.google.mapping import (
     event_id_for_key,
     parse_calendar,
     parse_event,
-    same_content,
 )
 from calendarsync.providers.retry import MAX_ATTEMPTS, parse_retry_after
 

@@ -40,11 +40,12 @@ from calendarsync.providers.base import (
     RemoteCalendarInfo,
     RemoteEvent,
     TransientError,
+    same_content,
 )
 from calendarsync.providers.exchange.changes import full_listing, incremental_listing
 from calendarsync.providers.exchange.client import KEY_FIELD, TAG_FIELD, ExchangeClient, ExchangeLogin
 from calendarsync.providers.exchange.errors import EXCHANGE_FAILURES, Operation, map_exchange_error
-from calendarsync.providers.exchange.mapping import Cursor, item_fields, parse_item, same_content
+from calendarsync.providers.exchange.mapping import Cursor, item_fields, parse_item
 from calendarsync.providers.exchange.services import EwsCalls
 from calendarsync.providers.retry import MAX_ATTEMPTS, call_with_retries, chunks, retry_delay, waits_inline
 

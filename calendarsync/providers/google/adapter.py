@@ -26,6 +26,7 @@ from calendarsync.providers.base import (
     RemoteCalendarInfo,
     RemoteEvent,
     TransientError,
+    same_content,
 )
 from calendarsync.providers.google.client import GoogleClient, TokenCallback
 from calendarsync.providers.google.errors import GOOGLE_FAILURES, AlreadyExists, Operation, map_google_error
@@ -36,7 +37,6 @@ from calendarsync.providers.google.mapping import (
     parse_calendar,
     parse_event,
     rfc3339,
-    same_content,
 )
 from calendarsync.providers.retry import MAX_ATTEMPTS, call_with_retries, chunks, retry_delay, waits_inline
 

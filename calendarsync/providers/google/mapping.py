@@ -241,21 +241,3 @@ def parse_calendar(raw: object) -> RemoteCalendarInfo:
         is_primary=bool(raw.get("primary", False)),
         can_write=raw.get("accessRole") in WRITABLE_ROLES,
     )
-
-
-def same_content(remote: RemoteEvent, wanted: EventData, fields: Collection[str] | None = None) -> bool:
-    """Does the provider's event already hold what we meant to write (of ``fields``)?"""
-    written = fields_to_write(fields)
-    checks = {
-        "subject": remote.subject == wanted.subject,
-        "time": (remote.start, remote.end, remote.start_date, remote.end_date)
-        == (wanted.start, wanted.end, wanted.start_date, wanted.end_date),
-        "location": remote.location == wanted.location,
-        "description": remote.description == wanted.description,
-        "busy": remote.busy == wanted.busy,
-        "private": remote.private == wanted.private,
-        "attendees": {a.email.lower() for a in remote.attendees}
-        == {a.email.lower() for a in wanted.attendees},
-        TAG: wanted.tag is None or remote.tag == wanted.tag,
-    }
-    return all(ok for name, ok in checks.items() if name in written)

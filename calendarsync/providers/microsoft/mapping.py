@@ -24,6 +24,7 @@ from calendarsync.providers.base import (
     RemoteEvent,
     fields_to_write,
 )
+from calendarsync.providers.base import same_content as base_same_content
 
 # Our tag on events this CRM created (the activity), as a named single-value extended property.
 # https://learn.microsoft.com/en-us/graph/api/resources/extended-properties-overview
@@ -298,18 +299,8 @@ def parse_calendar(raw: object) -> RemoteCalendarInfo:
 
 
 def same_content(remote: RemoteEvent, wanted: EventData, fields: Collection[str] | None = None) -> bool:
-    """Does the provider's event already hold what we meant to write (of ``fields``)?"""
-    written = fields_to_write(fields)
-    checks = {
-        "subject": remote.subject == wanted.subject,
-        "time": (remote.start, remote.end, remote.start_date, remote.end_date)
-        == (wanted.start, wanted.end, wanted.start_date, wanted.end_date),
-        "location": remote.location == wanted.location,
-        "description": remote.description == wanted.description.replace("\r\n", "\n").rstrip("\n"),
-        "busy": remote.busy == wanted.busy,
-        "private": remote.private == wanted.private,
-        "attendees": {a.email.lower() for a in remote.attendees}
-        == {a.email.lower() for a in wanted.attendees},
-        TAG: wanted.tag is None or remote.tag == wanted.tag,
-    }
-    return all(ok for name, ok in checks.items() if name in written)
+    """Does the event already hold what we meant to write? Graph stores text bodies with plain
+    newlines and no trailing newline."""
+    return base_same_content(
+        remote, wanted, fields, description=lambda text: text.replace("\r\n", "\n").rstrip("\n")
+    )

@@ -12,10 +12,9 @@ from exchangelib.properties import Attendee as EwsAttendee
 from exchangelib.properties import Mailbox
 
 from activities.models import Activity
-from calendarsync.providers.base import Attendee, EventData, InvalidEvent, fields_to_write
+from calendarsync.providers.base import Attendee, EventData, InvalidEvent, fields_to_write, same_content
 from calendarsync.providers.exchange.mapping import item_fields
 from calendarsync.providers.google.mapping import event_body as google_body
-from calendarsync.providers.google.mapping import same_content
 from calendarsync.providers.microsoft.mapping import event_body as graph_body
 from calendarsync.sync.mapping import FIELD_NAMES, crm_change_times, event_attendees
 from calendarsync.sync.merge import Mode, merge, merge_attendees
