@@ -33,6 +33,7 @@ from calendarsync.sync.context import (
     Skip,
     SyncContext,
     conflicts_as_dicts,
+    fields_of_snapshot,
     parse_tag,
     recurrence_horizon,
     set_status,
@@ -90,9 +91,12 @@ def pull(ctx: SyncContext, page: ChangePage) -> None:
     changes = [change for change in changes if not _echo(change, links.get(change.external_id))]
     _load_activities([links[c.external_id] for c in changes if c.external_id in links])
     adoptable = _adoptable_activities(ctx, [c.event for c in changes if _unknown_live(c, links)])
+    ended = _ended_by_earlier_account(
+        ctx, [c.external_id for c in changes if _unknown_live(c, links) and c.external_id not in adoptable]
+    )
     for change in changes:
         try:
-            _apply_change(ctx, change, links.get(change.external_id), adoptable)
+            _apply_change(ctx, change, links.get(change.external_id), adoptable, ended)
         except ItemSkipped as skipped:
             ctx.result.pulled.skipped.append(Skip(change.external_id, skipped.reason))
         except FATAL:
@@ -207,11 +211,58 @@ def _adoptable_activities(
     return {ext: pair for ext, pair in found.items() if pair[0].pk not in already_linked}
 
 
+def _ended_by_earlier_account(ctx: SyncContext, external_ids: list[str]) -> dict[str, EventLink]:
+    """Unknown events whose deletion a stopped earlier account of this user still owed (R3, R13).
+
+    Reassigning (or deleting) an activity ends its link and leaves the event to that account's
+    next run; a stopped account has none. After a reconnect (a new account, same calendar) the
+    new account owes it instead: importing the event would make a second activity (R10).
+    """
+    if not external_ids:
+        return {}
+    found: dict[str, EventLink] = {}
+    for chunk in _chunks(external_ids):
+        for link in (
+            EventLink.objects.filter(
+                account__user_id=ctx.owner.pk,
+                account__stopped_at__isnull=False,
+                calendar_external_id=ctx.calendar_id,
+                external_id__in=chunk,
+                state=LinkState.DELETE_PENDING,
+                is_recurring_instance=False,
+            )
+            .exclude(account=ctx.account)
+            .order_by("-updated_at")
+        ):
+            found.setdefault(link.external_id, link)
+    return found
+
+
+def _take_over_deletion(ctx: SyncContext, earlier: EventLink, event: RemoteEvent) -> None:
+    """The earlier account's pending deletion becomes this account's (run at the end of this run)."""
+    if event.is_recurring_instance or event.series_id:
+        raise ItemSkipped("its activity was given away or deleted, but a series is never deleted (R14)")
+    EventLink.objects.create(
+        account=ctx.account,
+        activity=None,
+        calendar_external_id=ctx.calendar_id,
+        external_id=event.external_id,
+        etag=event.etag or "",
+        origin=earlier.origin,
+        activity_type_id=earlier.activity_type_id,
+        snapshot=earlier.snapshot,
+        remote_updated=event.updated,
+        state=LinkState.DELETE_PENDING,
+    )
+    ctx.deletions_queued = True
+
+
 def _apply_change(
     ctx: SyncContext,
     change: Change,
     link: EventLink | None,
     adoptable: dict[str, tuple[Activity, EventLink | None]],
+    ended: dict[str, EventLink],
 ) -> None:
     if change.error is not None:
         raise ItemSkipped(f"unreadable event: {change.error}")
@@ -232,6 +283,9 @@ def _apply_change(
     if candidate is not None:
         activity, earlier = candidate
         reconcile(ctx, _adopt(ctx, activity, event, earlier), event)
+        return
+    if event.external_id in ended:
+        _take_over_deletion(ctx, ended[event.external_id], event)
         return
     parsed = None if event.is_recurring_instance else parse_tag(event.tag)
     if parsed is not None and parsed[0] == ctx.owner.pk:
@@ -425,8 +479,13 @@ def _event_deleted(ctx: SyncContext, link: EventLink) -> None:
         # user since stays theirs (R13).
         link.delete()
         return
-    participants = participant_emails(activity)
-    if is_past(crm_fields(activity, participants, ctx.excluded_emails), ctx.now, ctx.tz):
+    # R2, R15: an item that had left the window (the last state both sides agreed on is past) is
+    # left alone. One moved into the past in the CRM after its event was deleted was still synced
+    # when the deletion happened: the deletion goes through (R3), as a CRM deletion does (push).
+    agreed = fields_of_snapshot(link.snapshot, "cal")
+    if agreed is None or "time" not in agreed:
+        agreed = crm_fields(activity, participant_emails(activity), ctx.excluded_emails)
+    if is_past(agreed, ctx.now, ctx.tz):
         link.delete()
         raise ItemSkipped("in the past: the activity is kept")
     if link.origin == LinkOrigin.CRM and not link.is_recurring_instance and not ctx.type_selected(activity):

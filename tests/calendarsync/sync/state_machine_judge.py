@@ -301,7 +301,9 @@ class ModelJudge:
             self.outcomes.pairs_judged += 1
         names = PLAIN_FIELDS + (("private",) if item.origin is Side.CRM else ())
         if item.past == "pending" and final:
-            if crm_now["time"] != cal_now["time"]:
+            deselected = item.origin is Side.CRM and not self._type_selected(item.owner_key, item.type_name)
+            # R6: a type deselected before the sync saw the move stops syncing: the move stays one-sided.
+            if crm_now["time"] != cal_now["time"] and not deselected:
                 self._fail(
                     "R15-past-move-not-mirrored",
                     item,
@@ -380,10 +382,18 @@ class ModelJudge:
 
     def _check_final(self, item: Item, activity: Activity | None, event: RemoteEvent | None) -> None:
         """After a quiescent point: what must exist exists, what must be gone is gone (R2-R6, R13, R15)."""
-        if item.expect_gone.get(Side.CAL) is True and event is not None and item.series is None:
+        # C6: a deletion made before the user stopped sync cannot travel while it stays stopped
+        # (no run, no credentials); it is owed again once sync is started.
+        propagating = self._syncing(item.event_owner)
+        if (
+            item.expect_gone.get(Side.CAL) is True
+            and event is not None
+            and item.series is None
+            and propagating
+        ):
             rule_id = "R13-old-event-kept" if item.reassigned else "R3-crm-deletion-not-propagated"
             self._fail(rule_id, item, "its event is still in the calendar")
-        if item.expect_gone.get(Side.CRM) is True and activity is not None:
+        if item.expect_gone.get(Side.CRM) is True and activity is not None and propagating:
             rule_id = (
                 "R15-private-event-kept"
                 if item.private_rule == PrivateEvents.SKIP
@@ -490,6 +500,10 @@ class ModelJudge:
             ).days
             days.setdefault(day, []).append(link.activity)
         live = series.live_days(timezone.now())
+        skipped = master is not None and master.private and preferences.private_events == PrivateEvents.SKIP
+        if skipped:
+            # O6 "don't sync" / O10: a private series' occurrences, synced after the option, never come in.
+            live = []
         if sorted(days) != live or any(len(found) != 1 for found in days.values()):
             self._fail(
                 "R7-R14-occurrences",
@@ -507,7 +521,7 @@ class ModelJudge:
                 )
         original = self._activity(item)
         occurrence_ids = {a.pk for found in days.values() for a in found}
-        if original is not None and original.pk not in occurrence_ids:
+        if original is not None and original.pk not in occurrence_ids and not skipped:
             self._fail(
                 "R14-single-event-kept-beside-its-occurrences",
                 item,
