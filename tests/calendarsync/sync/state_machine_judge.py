@@ -401,7 +401,8 @@ class ModelJudge:
             )
             self._fail(rule_id, item, "its activity is still in the CRM")
         for key, event_id, must_go in item.old_events:
-            if must_go and self.setups[key].control.event(event_id) is not None:
+            # C6: as above, an old owner's stopped (or revoked) sync owes the removal until it starts again.
+            if must_go and self._syncing(key) and self.setups[key].control.event(event_id) is not None:
                 self._fail(
                     "R13-old-event-kept",
                     item,

@@ -765,6 +765,9 @@ class SyncStateMachine(ModelJudge, RuleBasedStateMachine):
             for item in self.items:
                 if item.origin is Side.CAL:
                     item.excused = True  # calendar-made items resume when they next change
+                if item.cal_gone and self._linked(item):
+                    # R3/R4: a deletion no run has seen yet is judged by the mode of the run that sees it.
+                    item.expect_gone[Side.CRM] = None
             self._update_preferences(sync_type=SyncType.TWO_WAY if two_way else SyncType.ONE_WAY)
 
         self._guard(f"set_sync_type(two_way={two_way})", act)

@@ -587,3 +587,126 @@ def test_r1_r13_calendar_deletion_then_reassignment_keeps_the_new_owners_activit
             "final quiesce",
         ],
     )
+
+
+@pytest.mark.parametrize("sync_setup", ["google"], indirect=True)
+def test_r3_r4_calendar_deletion_seen_after_switch_to_one_way_google(
+    sync_setup: object, owner: User, request: pytest.FixtureRequest
+) -> None:
+    """Found by the machine (google, R3-calendar-deletion-not-propagated, 4 of 1163): a calendar-made
+    item deleted in the calendar in two-way sync; the sync switches to one-way before a run sees the
+    deletion. By R4 the CRM is then the master: the activity stays and is sent again when changed."""
+    replay(
+        request,
+        owner,
+        "google",
+        [
+            "start(prestart_activities=0, prestart_event=False)",
+            "force_full_listing()",
+            "cal_create(seed=0, days=1, hour=9, minutes=60, private=False)",
+            "sync(runs=1, both)",
+            "cal_delete(item 0)",
+            "crm_edit(item 0, subject, seed=18)",
+            "force_full_listing()",
+            "set_sync_type(two_way=False)",
+            "sync(runs=2, owner)",
+            "cal_create(seed=62, days=7, hour=9, minutes=15, private=False)",
+            "cal_edit(item 1, location, seed=20)",
+            "crm_edit(item 0, time, seed=6)",
+            "crm_edit(item 0, location, seed=38)",
+            "cal_create(seed=0, days=1, hour=15, minutes=90, private=False)",
+            "cal_set_private(item 2, True)",
+            "sync(runs=2, owner)",
+            "cal_create(seed=22, days=1, hour=15, minutes=60, private=True)",
+            "force_full_listing()",
+            "cal_create(seed=13, days=5, hour=10, minutes=30, private=False)",
+            "cal_create(seed=6, days=7, hour=9, minutes=30, private=False)",
+            "cal_edit(item 4, attendees, seed=46)",
+            "cal_set_private(item 1, False)",
+            "cal_create(seed=44, days=4, hour=10, minutes=90, private=False)",
+            "cal_move_into_the_past(item 1)",
+            "force_full_listing()",
+            "final quiesce",
+        ],
+    )
+
+
+@pytest.mark.parametrize("sync_setup", ["microsoft"], indirect=True)
+def test_r3_r4_calendar_deletion_seen_after_switch_to_one_way_and_revoke_microsoft(
+    sync_setup: object, owner: User, request: pytest.FixtureRequest
+) -> None:
+    """Found by the machine (microsoft, R3-calendar-deletion-not-propagated, 1 of 1131): as the
+    google case, with a revoked token between the switch to one-way and the run that sees it."""
+    replay(
+        request,
+        owner,
+        "microsoft",
+        [
+            "start(prestart_activities=1, prestart_event=True)",
+            "force_full_listing()",
+            "crm_create(Call, seed=54, days=1, hour=15, minutes=60, owner)",
+            "cal_create(seed=6, days=1, hour=8, minutes=60, private=False)",
+            "cal_create(seed=5, days=1, hour=8, minutes=15, private=False)",
+            "quiesce()",
+            "crm_edit(item 0, location, seed=0)",
+            "quiesce()",
+            "cal_create(seed=6, days=1, hour=8, minutes=60, private=False)",
+            "force_full_listing()",
+            "cal_create(seed=15, days=5, hour=15, minutes=90, private=False)",
+            "cal_edit(item 5, subject, seed=33)",
+            "cal_delete(item 3)",
+            "set_sync_type(two_way=False)",
+            "revoke()",
+            "final quiesce",
+        ],
+    )
+
+
+R13_STOPPED_BEFORE_THE_REMOVAL_MICROSOFT = [
+    "start(prestart_activities=2, prestart_event=True)",
+    "cal_make_recurring(item 2, 3)",
+    "quiesce()",
+    "crm_change_type(item 1, Meeting)",
+    "arm_crash_after_write()",
+    "arm_crash_after_write()",
+    "arm_transient_fault(server_error, 2, DELETE)",
+    "arm_transient_fault(server_error, 2, PATCH)",
+    "arm_transient_fault(rate_limit, 3, PATCH)",
+    "crm_reassign(item 1)",
+    "cal_edit_occurrence(item 2, day 2, subject, seed=60)",
+    "crm_change_type(item 1, Task)",
+    "crm_reassign(item 0)",
+    "crm_reassign(item 1)",
+    "cal_edit_series(item 2, seed=13)",
+    "crm_change_type(item 1, Meeting)",
+    "cal_edit_series(item 2, seed=3)",
+    "arm_transient_fault(server_error, 3, GET)",
+    "quiesce()",
+    "crm_reassign(item 1)",
+    "crm_change_type(item 1, Meeting)",
+    "stop_sync()",
+    "quiesce()",
+]
+
+
+@pytest.mark.parametrize("sync_setup", ["microsoft"], indirect=True)
+def test_r13_old_event_kept_while_the_old_owner_is_stopped_microsoft(
+    sync_setup: object, owner: User, request: pytest.FixtureRequest
+) -> None:
+    """Found by the machine (microsoft, R13-old-event-kept, 2 of 1131): after crashes and faults, the
+    activity is given to the colleague and the owner stops sync before any run: a disconnected account
+    cannot remove its old event (C6); the removal is owed, not lost."""
+    replay(request, owner, "microsoft", R13_STOPPED_BEFORE_THE_REMOVAL_MICROSOFT)
+
+
+@pytest.mark.parametrize("sync_setup", ["microsoft"], indirect=True)
+def test_r13_old_event_removed_once_the_old_owner_reconnects_microsoft(
+    sync_setup: object, owner: User, request: pytest.FixtureRequest
+) -> None:
+    """The same, then Add account -> Start sync: the new account takes over the owed removal (R13)."""
+    replay(
+        request,
+        owner,
+        "microsoft",
+        [*R13_STOPPED_BEFORE_THE_REMOVAL_MICROSOFT, "add_account_and_start()", "final quiesce"],
+    )
