@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -121,6 +122,10 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
+# WhiteNoise warns at start-up when STATIC_ROOT is missing (before the first collectstatic, e.g.
+# `make run` on a fresh clone); an empty folder is the same to it and silences the warning.
+with contextlib.suppress(OSError):
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 # Serve straight from the app folders too, so `make run` needs no collectstatic step.
 WHITENOISE_USE_FINDERS = True
 
