@@ -25,6 +25,11 @@
   document.addEventListener("DOMContentLoaded", function () {
     scrollWeeks(document);
   });
+  // Again once every stylesheet has loaded: before that the grid's rows may not have their final
+  // height. Idempotent: a grid already in place moves by nothing.
+  window.addEventListener("load", function () {
+    scrollWeeks(document);
+  });
   document.addEventListener("htmx:afterSettle", function (event) {
     scrollWeeks(event.target);
   });
