@@ -206,8 +206,8 @@ def test_a8_week_grid_places_items_by_time_with_type_colours_and_sync_badges(
     assert abs(lunch_box["width"] - column["width"]) < 8
 
     # The grid opens at 07:00, right under the sticky day headers and all-day row.
-    page.wait_for_load_state("load")
-    top = _box(page.locator(".wk-top"))
+    page.wait_for_function("() => document.querySelector('.wk-scroll').scrollTop > 0")
+    column, top = _box(day), _box(page.locator(".wk-top"))
     assert 0 < (column["y"] + 28 * slot) - (top["y"] + top["height"]) < 14
     trade_fair = calendar.get_by_role("link", name=re.compile("All day Trade fair"))
     assert _box(trade_fair)["y"] < top["y"] + top["height"]
