@@ -246,6 +246,8 @@ def test_a8_week_grid_places_items_by_time_with_type_colours_and_sync_badges(
     expect(standup).to_have_count(0)
     page.get_by_role("link", name=re.compile(r"Previous")).click()
     expect(standup).to_be_visible()
+    # The scroll happens on htmx:afterSettle, a moment after the swapped grid is visible.
+    page.wait_for_function("() => document.querySelector('.wk-scroll').scrollTop > 0")
     column, top = _box(page.locator("ol.wk-day").nth(2)), _box(page.locator(".wk-top"))
     assert 0 < (column["y"] + 28 * slot) - (top["y"] + top["height"]) < 14
 
