@@ -239,6 +239,27 @@ class EventLink(models.Model):
         return f"{self.external_id} <-> activity {self.activity_id} ({self.state})"
 
 
+class PendingCreate(models.Model):
+    """What a push is about to create, written before the calendar call (R10).
+
+    A crash between the calendar's create and our commit leaves a tagged event without a link.
+    When a later run adopts that event, this is the state both sides agreed on at creation, so
+    the merge can tell a CRM edit made since (which wins) from a calendar edit (which wins)
+    instead of settling every difference by clock. One row per activity: the latest attempt.
+    The row goes when the link is recorded.
+    """
+
+    activity = models.OneToOneField(
+        "activities.Activity", on_delete=models.CASCADE, related_name="+", primary_key=True
+    )
+    account = models.ForeignKey(CalendarAccount, on_delete=models.CASCADE, related_name="+")
+    snapshot = models.JSONField(default=dict)
+    created_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"create of activity {self.activity_id} via {self.account_id}"
+
+
 class SyncRun(models.Model):
     """One run of the sync engine for one account: when, what it did, how it ended (R9)."""
 

@@ -28,6 +28,7 @@ from calendarsync.providers.base import (
     ProviderError,
     RemoteEvent,
 )
+from calendarsync.sync import pending_creates
 from calendarsync.sync.context import (
     READ_ONLY_OCCURRENCE,
     Skip,
@@ -441,13 +442,22 @@ def _adopt(ctx: SyncContext, activity: Activity, event: RemoteEvent, earlier: Ev
             etag="",
             origin=earlier.origin if earlier is not None else LinkOrigin.CRM,
             activity_type_id=earlier.activity_type_id if earlier is not None else activity.type_id,
-            snapshot=earlier.snapshot if earlier is not None else {},
+            snapshot=_agreed_before(ctx, activity, earlier),
             remote_updated=event.updated,
             is_recurring_instance=event.is_recurring_instance,
             series_id=event.series_id or "",
         )
+        pending_creates.forget([activity.pk])
     link.activity = activity
     return link
+
+
+def _agreed_before(ctx: SyncContext, activity: Activity, earlier: EventLink | None) -> Any:
+    """The earlier account's agreement (R5), or the one written before our interrupted create
+    (R10); with neither, the merge settles each difference by the later change."""
+    if earlier is not None:
+        return earlier.snapshot
+    return pending_creates.agreed_at_creation(ctx.owner.pk, activity.pk) or {}
 
 
 def _ours_but_activity_gone(ctx: SyncContext, event: RemoteEvent, activity_id: int) -> None:

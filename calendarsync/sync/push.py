@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import DatabaseError, transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet, prefetch_related_objects
@@ -28,7 +30,7 @@ from calendarsync.providers.base import (
     RemoteEvent,
     TransientError,
 )
-from calendarsync.sync import item_errors
+from calendarsync.sync import item_errors, pending_creates
 from calendarsync.sync.context import (
     Skip,
     SyncContext,
@@ -267,6 +269,12 @@ def record_update(
 
 def _create_all(ctx: SyncContext, creates: list[_Create]) -> None:
     items = [(create.data, idempotency_key(create.activity, ctx.account)) for create in creates]
+    # Written before the call: a crash after the create leaves what was agreed (R10).
+    earlier = pending_creates.remember(
+        ctx.account,
+        {create.activity.pk: _agreed(ctx, create.crm, create.data) for create in creates},
+        ctx.now,
+    )
     # Batched: one round trip per batch of calls (Google: 50 per batch request).
     results = ctx.provider.create_events(ctx.calendar_id, items)
     # R13: an activity given away and back before its old event was deleted finds that event
@@ -292,7 +300,52 @@ def _create_all(ctx: SyncContext, creates: list[_Create]) -> None:
         else:
             _fail(ctx, create.activity, outcome)
     if created:
-        record_created(ctx, created)
+        links = record_created(ctx, created, earlier)
+        # An event an interrupted attempt made, found again by its key: merge it with what the
+        # CRM has now, so an edit made since the crash still goes out (R10).
+        for create, event in created:
+            link = links.get(create.activity.pk)
+            if link is not None and _found_earlier(ctx, create, event):
+                _reconcile_found(ctx, create.activity, link, event)
+
+
+def _reconcile_found(ctx: SyncContext, activity: Activity, link: EventLink, event: RemoteEvent) -> None:
+    link.activity = activity
+    try:
+        reconcile(ctx, link, event)
+    except ItemSkipped as skipped:
+        _skip(ctx, activity, skipped.reason)
+    except FATAL:
+        raise
+    except TransientError as exc:
+        ctx.result.transient = exc
+    except (ProviderError, DatabaseError, ValueError, TypeError, KeyError, OverflowError) as exc:
+        _fail(ctx, activity, exc)
+
+
+def _agreed(ctx: SyncContext, crm: Fields, event: EventData) -> dict[str, Any]:
+    return {"crm": dict(crm), "cal": calendar_fields(event, ctx.excluded_emails)}
+
+
+def _snapshot_of(
+    ctx: SyncContext, create: _Create, event: RemoteEvent, earlier: Mapping[int, Mapping[str, Any]]
+) -> dict[str, Any]:
+    """What both sides agree on now. An event an earlier, interrupted attempt made (the
+    provider found it under the same key) has that attempt's content: if the remembered
+    attempt matches it, that is the agreement, so the CRM's edits since still go out."""
+    agreed = _agreed(ctx, create.crm, event)
+    if not _found_earlier(ctx, create, event):
+        return agreed
+    before = earlier.get(create.activity.pk)
+    if before is not None and before.get("cal") == agreed["cal"]:
+        return dict(before)
+    return {}  # unknown: the merge that follows settles each difference by the later change
+
+
+def _found_earlier(ctx: SyncContext, create: _Create, event: RemoteEvent) -> bool:
+    """The provider answered with an event an earlier attempt made under the same key, whose
+    content is not what this attempt sent."""
+    return calendar_fields(event, ctx.excluded_emails) != calendar_fields(create.data, ctx.excluded_emails)
 
 
 def _create_after_deletion(
@@ -313,7 +366,11 @@ def _create_after_deletion(
     return Conflict("too many deleted copies of this event")
 
 
-def record_created(ctx: SyncContext, created: list[tuple[_Create, RemoteEvent]]) -> None:
+def record_created(
+    ctx: SyncContext,
+    created: list[tuple[_Create, RemoteEvent]],
+    earlier: Mapping[int, Mapping[str, Any]] | None = None,
+) -> dict[int, EventLink]:
     """Links for new events and the activities' status, in one transaction.
 
     An activity deleted while its event was being made gets a link marked for deletion, so the
@@ -326,7 +383,7 @@ def record_created(ctx: SyncContext, created: list[tuple[_Create, RemoteEvent]])
         replaced = [create.replaces.pk for create, _ in created if create.replaces is not None]
         if replaced:
             EventLink.objects.filter(pk__in=replaced).delete()
-        EventLink.objects.bulk_create(
+        links = EventLink.objects.bulk_create(
             [
                 EventLink(
                     account=ctx.account,
@@ -334,10 +391,11 @@ def record_created(ctx: SyncContext, created: list[tuple[_Create, RemoteEvent]])
                     state=LinkState.ACTIVE if create.activity.pk in alive else LinkState.DELETE_PENDING,
                     calendar_external_id=ctx.calendar_id,
                     external_id=event.external_id,
-                    etag=event.etag or "",
+                    # Not the etag of an event found again: the merge that follows must read it.
+                    etag="" if _found_earlier(ctx, create, event) else event.etag or "",
                     origin=LinkOrigin.CRM,
                     activity_type_id=create.activity.type_id,
-                    snapshot={"crm": dict(create.crm), "cal": calendar_fields(event, ctx.excluded_emails)},
+                    snapshot=_snapshot_of(ctx, create, event, earlier or {}),
                     remote_updated=event.updated,
                 )
                 for create, event in created
@@ -352,7 +410,9 @@ def record_created(ctx: SyncContext, created: list[tuple[_Create, RemoteEvent]])
             ctx.account,
             SyncStatus.SYNCED,
         )
+        pending_creates.forget(ids)
     ctx.result.pushed.created += len(created)
+    return {link.activity_id: link for link in links if link.activity_id is not None}
 
 
 # --------------------------------------------------------------------------- status

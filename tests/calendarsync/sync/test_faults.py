@@ -12,7 +12,7 @@ import pytest
 
 from activities.models import Activity, SyncStatus
 from calendarsync import tasks
-from calendarsync.models import AccountState, CalendarAccount, EventLink, SyncRun
+from calendarsync.models import AccountState, CalendarAccount, EventLink, PendingCreate, SyncRun
 from calendarsync.providers.base import CalendarProvider, ChangePage
 from calendarsync.sync import pull, push, runner
 from calendarsync.sync.errors import PERMISSIONS_HELP, RECONNECT_HELP
@@ -150,6 +150,86 @@ def test_r10_worker_killed_after_creating_events_before_commit(
     sync_env.sync()
     assert len(sync_env.control.events()) == 3
     assert set(Activity.objects.values_list("sync_status", flat=True)) == {SyncStatus.SYNCED}
+    assert_in_step(sync_env)
+
+
+def _stamped_an_hour_ago(activity: Activity) -> None:
+    """The CRM's change times an hour back: as if the calendar's clock ran ahead of ours, or
+    ticked in whole seconds (EWS) within the second of the CRM edit."""
+    hour = dt.timedelta(hours=1)
+    stamps = {
+        name: (dt.datetime.fromisoformat(str(value)) - hour).isoformat()
+        for name, value in (activity.sync_field_changed_at or {}).items()
+    }
+    assert stamps
+    Activity.objects.filter(pk=activity.pk).update(sync_field_changed_at=stamps)
+
+
+def test_r10_edits_after_a_create_the_crash_left_unrecorded_win_by_content_not_clock(
+    sync_env: SyncEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The state agreed at creation is written before the create: the run that adopts the
+    orphaned event knows which side changed what since, whatever the clocks say."""
+    sync_env.start()
+    sync_env.sync()
+    [activity] = populate(sync_env, 1)
+
+    def killed(*args: Any, **kwargs: Any) -> None:
+        raise WorkerKilled
+
+    monkeypatch.setattr(push, "record_created", killed)
+    sync_env.sync(expect="failed")
+    monkeypatch.undo()
+    [event] = sync_env.control.events()
+    # Since: the CRM moves the subject, the calendar edits the location.
+    activity.refresh_from_db()
+    activity.subject = "Moved in the CRM"
+    activity.save()
+    activity.refresh_from_db()
+    _stamped_an_hour_ago(activity)
+    sync_env.control.update_event(event.external_id, location="Calendar room")
+    sync_env.sync()
+    activity.refresh_from_db()
+    assert (activity.subject, activity.location) == ("Moved in the CRM", "Calendar room")
+    [event] = sync_env.control.events()
+    assert (event.subject, event.location) == ("Moved in the CRM", "Calendar room")
+    assert not PendingCreate.objects.exists()
+    assert_in_step(sync_env)
+
+
+def test_r10_an_edit_made_after_the_crash_goes_out_when_the_create_finds_the_orphan_again(
+    sync_env: SyncEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The push's create finds the event the interrupted attempt made under the same key (the
+    pull did not adopt it first): that event has the old content, and the CRM's edit since
+    still reaches it."""
+    sync_env.start()
+    sync_env.sync()
+    [activity] = populate(sync_env, 1)
+
+    def killed(*args: Any, **kwargs: Any) -> None:
+        raise WorkerKilled
+
+    monkeypatch.setattr(push, "record_created", killed)
+    sync_env.sync(expect="failed")
+    monkeypatch.undo()
+    activity.refresh_from_db()
+    activity.subject = "Renamed after the crash"
+    activity.save()
+    activity.refresh_from_db()
+    _stamped_an_hour_ago(activity)
+    # The pull does not adopt it this time (say the listing missed it): the push meets it.
+    monkeypatch.setattr(pull, "_adoptable_activities", lambda ctx, events: {})
+    monkeypatch.setattr(pull, "_ours_but_activity_gone", lambda ctx, event, activity_id: None)
+    sync_env.sync()
+    monkeypatch.undo()
+    [event] = sync_env.control.events()
+    assert event.subject == "Renamed after the crash"
+    activity.refresh_from_db()
+    assert activity.subject == "Renamed after the crash"
+    assert activity.sync_status == SyncStatus.SYNCED
+    assert not PendingCreate.objects.exists()
+    sync_env.sync()
     assert_in_step(sync_env)
 
 

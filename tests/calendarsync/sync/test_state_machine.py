@@ -97,9 +97,7 @@ SEED = st.integers(min_value=0, max_value=63)
 # Counterexamples the engine still fails, each pinned by an xfail test in
 # test_state_machine_regressions.py: CI counts them without failing; whoever fixes one flips its
 # regression test and removes it here, so the machine guards the fix from then on.
-KNOWN_OPEN: dict[str, str] = {
-    "R15-ended-item-synced": "test_r15_ended_item_synced_exchange",
-}
+KNOWN_OPEN: dict[str, str] = {}
 
 
 def attendees_of(seed: int) -> list[str]:

@@ -377,10 +377,6 @@ def test_r15_ended_item_synced_microsoft(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine: an orphaned event adopted after the activity moved into the past takes the calendar's old time over the CRM's newer move (R10, R15)",
-)
 @pytest.mark.parametrize("sync_setup", ["exchange"], indirect=True)
 def test_r15_ended_item_synced_exchange(
     sync_setup: object, owner: User, request: pytest.FixtureRequest
