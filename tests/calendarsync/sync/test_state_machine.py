@@ -22,13 +22,15 @@ import datetime as dt
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from django.db import transaction
+from django.db import connection, connections, transaction
+from django.db.models import Max, Model
 from django.utils import timezone
 from hypothesis import HealthCheck, Phase, Verbosity, settings
 from hypothesis import strategies as st
@@ -112,12 +114,17 @@ class SyncStateMachine(ModelJudge, RuleBasedStateMachine):
     owner_user: ClassVar[User]
     colleague_user: ClassVar[User]
     outcomes: ClassVar[Outcomes]
+    # PostgreSQL, committed data: workers in other threads (their own connections) see it, so
+    # two can run at once. Every example then deletes what it made instead of rolling back.
+    transactional: ClassVar[bool] = False
 
     def __init__(self) -> None:
         super().__init__()
         # Every example runs in a savepoint rolled back at teardown; the emulators start afresh.
         self._atomic = transaction.atomic()
-        self._atomic.__enter__()
+        self._baseline = {model: _max_pk(model) for model in EXAMPLE_ROWS} if self.transactional else {}
+        if not self.transactional:
+            self._atomic.__enter__()
         self.in_step = False
         self.failed: Violation | None = None
         self.running = reset_emulator(self.request, self.provider)
@@ -158,8 +165,12 @@ class SyncStateMachine(ModelJudge, RuleBasedStateMachine):
         finally:
             for setup in self.setups.values():
                 setup.control.clear_faults()
-            transaction.set_rollback(True)
-            self._atomic.__exit__(None, None, None)
+            if self.transactional:
+                for model, baseline in self._baseline.items():
+                    model.objects.filter(pk__gt=baseline).delete()
+            else:
+                transaction.set_rollback(True)
+                self._atomic.__exit__(None, None, None)
 
     def _guard(self, what: str, action: Callable[[], object]) -> None:
         """Run one step; a broken rule fails the example (CI) or is counted (fuzz run)."""
@@ -940,6 +951,39 @@ class SyncStateMachine(ModelJudge, RuleBasedStateMachine):
 
         self._guard(f"sync(runs={runs}, {who})", act)
 
+    @precondition(lambda self: self.transactional and self.db_fault is None)
+    @rule(pair=st.sampled_from(("owner+owner", "owner+colleague")))
+    def two_workers_at_once(self, pair: str) -> None:
+        """Two Celery workers at the same moment (PostgreSQL): on one account (its lease lets one
+        work, the other finds it busy), or on the owner's and the colleague's accounts, which
+        share items given from one to the other (R13)."""
+
+        def act() -> None:
+            keys = pair.split("+")
+            start = threading.Barrier(len(keys))
+            errors: list[BaseException] = []
+
+            def worker(key: str) -> None:
+                try:
+                    start.wait(timeout=30)
+                    self._run(key)
+                except BaseException as error:  # re-raised in the machine's thread
+                    errors.append(error)
+                finally:
+                    connections.close_all()
+
+            threads = [threading.Thread(target=worker, args=(key,)) for key in keys]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=300)
+            if errors:
+                raise errors[0]
+            self._after_runs()
+            self._observe(final=False)
+
+        self._guard(f"two_workers_at_once({pair})", act)
+
     @rule()
     def quiesce(self) -> None:
         self._guard("quiesce()", self._quiesce)
@@ -981,8 +1025,22 @@ class SyncStateMachine(ModelJudge, RuleBasedStateMachine):
                 item.dirty = None
 
 
+# What an example makes, deleted after it on a transactional run (cascades take links, runs,
+# preferences, failures and trash entries with them).
+EXAMPLE_ROWS: tuple[type[Model], ...] = (ActivityTrash, Activity, Person, CalendarAccount)
+
+
+def _max_pk(model: type[Model]) -> int:
+    return int(model.objects.aggregate(top=Max("pk"))["top"] or 0)
+
+
 def bind(
-    request: pytest.FixtureRequest, provider: str, owner: User, outcomes: Outcomes
+    request: pytest.FixtureRequest,
+    provider: str,
+    owner: User,
+    outcomes: Outcomes,
+    *,
+    transactional: bool = False,
 ) -> type[SyncStateMachine]:
     colleague = make_user(owner.company, "colleague.owner@acme.test", time_zone="Europe/Berlin")
     return type(
@@ -994,6 +1052,7 @@ def bind(
             "owner_user": owner,
             "colleague_user": colleague,
             "outcomes": outcomes,
+            "transactional": transactional,
         },
     )
 
@@ -1016,6 +1075,19 @@ def test_sync_state_machine(sync_setup: SyncSetup, owner: User, request: pytest.
     """R1-R16 under random sequences, a fixed budget per provider (CI)."""
     machine = bind(request, sync_setup.provider, owner, Outcomes(raise_violations=True))
     run_state_machine_as_test(machine, settings=SHORT)
+
+
+TWO_WORKER_EXAMPLES = int(os.environ.get("STATE_MACHINE_TWO_WORKER_EXAMPLES", "15"))
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="two workers at once need PostgreSQL")
+def test_sync_state_machine_two_workers_at_once(
+    sync_setup: SyncSetup, owner: User, request: pytest.FixtureRequest
+) -> None:
+    """The same machine on committed data, where two workers can also run at the same moment."""
+    machine = bind(request, sync_setup.provider, owner, Outcomes(raise_violations=True), transactional=True)
+    run_state_machine_as_test(machine, settings=settings(SHORT, max_examples=TWO_WORKER_EXAMPLES))
 
 
 FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "0"))
