@@ -167,7 +167,7 @@ class SyncStateMachine(ModelJudge, RuleBasedStateMachine):
                 setup.control.clear_faults()
             if self.transactional:
                 for model, baseline in self._baseline.items():
-                    model.objects.filter(pk__gt=baseline).delete()
+                    model._default_manager.filter(pk__gt=baseline).delete()
             else:
                 transaction.set_rollback(True)
                 self._atomic.__exit__(None, None, None)
@@ -1031,7 +1031,7 @@ EXAMPLE_ROWS: tuple[type[Model], ...] = (ActivityTrash, Activity, Person, Calend
 
 
 def _max_pk(model: type[Model]) -> int:
-    return int(model.objects.aggregate(top=Max("pk"))["top"] or 0)
+    return int(model._default_manager.aggregate(top=Max("pk"))["top"] or 0)
 
 
 def bind(
