@@ -81,10 +81,16 @@ class Attendee:
     raw: Any = field(default=None, compare=False, repr=False)
 
 
-# What ``update_event`` can write, by name (``fields``): the content fields and our private tag.
+# What ``update_event`` can write, by name (``fields``): the content fields, our private tag, and
+# a request for a video call (``EventData.video_call``: adds one, never removes one).
 CONTENT_FIELDS = ("subject", "time", "location", "description", "attendees", "busy", "private")
 TAG = "tag"
-ALL_FIELDS = frozenset((*CONTENT_FIELDS, TAG))
+VIDEO_CALL = "video_call"
+ALL_FIELDS = frozenset((*CONTENT_FIELDS, TAG, VIDEO_CALL))
+
+# Provider-neutral RSVP answers (``Attendee.response``, ``RemoteEvent.my_response``).
+ACCEPTED, DECLINED, TENTATIVE, NEEDS_ACTION = "accepted", "declined", "tentative", "needsAction"
+RESPONSES = (ACCEPTED, DECLINED, TENTATIVE, NEEDS_ACTION)
 
 
 def fields_to_write(fields: Collection[str] | None) -> frozenset[str]:
@@ -118,6 +124,9 @@ class EventData:
     busy: bool = True
     private: bool = False
     tag: str | None = None
+    # Ask the calendar for a video call (Google Meet, Microsoft Teams) when creating, or when
+    # ``VIDEO_CALL`` is among the fields an update writes; ignored where unsupported.
+    video_call: bool = False
 
     @property
     def all_day(self) -> bool:
@@ -141,6 +150,7 @@ class EventData:
             busy=self.busy,
             private=self.private,
             tag=self.tag,
+            video_call=self.video_call,
         )
 
 
@@ -191,7 +201,18 @@ class RemoteEvent(EventData):
     is_recurring_instance: bool = False
     series_id: str | None = None
     is_cancelled: bool = False
+    # The iCalendar UID every copy of one meeting shares, in every attendee's calendar.
     ical_uid: str | None = None
+    # The organizer's e-mail address; ``is_organizer``: this calendar's owner organizes it (so
+    # this copy is the authoritative one). ``my_response``: this calendar owner's own RSVP when
+    # invited (``RESPONSES``), None when organizing.
+    organizer: str | None = None
+    is_organizer: bool = True
+    my_response: str | None = None
+    # The link to join the event's video call, once the calendar has one (may come later than
+    # the create that asked for it: ``video_call_pending``).
+    join_url: str | None = None
+    video_call_pending: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +266,13 @@ class CalendarProvider(Protocol):
     #: cursor was taken, even though no listing ever returned that event (Google does; Graph
     #: delta and EWS SyncFolderItems do not, so the engine lists once more after creating).
     reports_unlisted_deletions: bool
+    #: The video calls this calendar can add to an event ("Google Meet", "Microsoft Teams"), or
+    #: None when it cannot (``EventData.video_call`` is then ignored).
+    video_call_service: str | None
+    #: True when the calendar mails guests whenever a meeting's guests are written at all (Graph:
+    #: creating or updating an event with attendees always sends invitations or updates), so
+    #: ``notify=False`` cannot hold for a write that includes guests.
+    always_notifies_guests: bool
 
     def list_calendars(self) -> list[RemoteCalendarInfo]: ...
 
@@ -263,16 +291,21 @@ class CalendarProvider(Protocol):
         """
         ...
 
-    def create_event(self, calendar_id: str, event: EventData, *, idempotency_key: str) -> RemoteEvent:
+    def create_event(
+        self, calendar_id: str, event: EventData, *, idempotency_key: str, notify: bool = False
+    ) -> RemoteEvent:
         """Create once: repeating the call with the same key returns the same event.
 
+        ``notify``: the calendar mails invitations to the event's guests (Google
+        ``sendUpdates=all``, EWS ``SendToAllAndSaveCopy``); otherwise it sends none. A repeat
+        that finds the event already made sends nothing either way.
         If the event made under this key was deleted in the calendar since, raises
         ``Conflict``: recreating it takes a new key.
         """
         ...
 
     def create_events(
-        self, calendar_id: str, items: list[tuple[EventData, str]]
+        self, calendar_id: str, items: list[tuple[EventData, str]], *, notify: bool = False
     ) -> list[RemoteEvent | ProviderError]:
         """Bulk ``create_event`` of (event, idempotency_key) pairs; one result per item, in order.
 
@@ -288,16 +321,25 @@ class CalendarProvider(Protocol):
         *,
         etag: str | None,
         fields: Collection[str] | None = None,
+        notify: bool = False,
     ) -> RemoteEvent:
         """Write ``fields`` of ``event`` (names of ``ALL_FIELDS``; None: all) and nothing else (R11).
 
         With an ``etag``, raise ``Conflict`` if the event changed since. Attendees are written as
         ``event.attendees`` lists them: entries carrying ``raw`` go back as the provider gave them.
+        ``notify``: the calendar mails the guests an update (and invitations to new guests);
+        otherwise none (except where ``always_notifies_guests``).
         """
         ...
 
-    def delete_event(self, calendar_id: str, external_id: str, *, etag: str | None = None) -> None:
-        """Delete; deleting an event that is already gone is not an error."""
+    def delete_event(
+        self, calendar_id: str, external_id: str, *, etag: str | None = None, notify: bool = False
+    ) -> None:
+        """Delete; deleting an event that is already gone is not an error.
+
+        ``notify``: the calendar mails the guests a cancellation; otherwise none (except where
+        ``always_notifies_guests``).
+        """
         ...
 
     def get_event(self, calendar_id: str, external_id: str) -> RemoteEvent:
@@ -310,9 +352,15 @@ class CalendarProvider(Protocol):
 
 
 __all__ = [
+    "ACCEPTED",
     "ALL_FIELDS",
     "CONTENT_FIELDS",
+    "DECLINED",
+    "NEEDS_ACTION",
+    "RESPONSES",
     "TAG",
+    "TENTATIVE",
+    "VIDEO_CALL",
     "Attendee",
     "AuthRevoked",
     "CalendarProvider",

@@ -136,6 +136,51 @@ class CalendarControl(Protocol):
         """
         ...
 
+    # ----------------------------------------------------------------- meetings (issue #15)
+
+    def create_meeting(
+        self,
+        subject: str,
+        start: dt.datetime,
+        end: dt.datetime,
+        *,
+        attendees: tuple[str, ...],
+        location: str = "",
+    ) -> str:
+        """This mailbox's owner organizes a meeting in their calendar app and sends the
+        invitations: every attendee with a mailbox on the same emulator gets a copy (same
+        iCalendar UID). Returns the organizer's event id."""
+        ...
+
+    def deliver_invitation(
+        self,
+        ical_uid: str,
+        *,
+        organizer: str,
+        subject: str,
+        start: dt.datetime,
+        end: dt.datetime,
+        attendees: tuple[str, ...],
+    ) -> str:
+        """An invitation from an organizer elsewhere (another provider, or outside the company)
+        lands in this mailbox: a copy with that UID, this mailbox's owner among the attendees
+        with no answer yet. Returns the copy's event id."""
+        ...
+
+    def respond(self, external_id: str, response: str) -> None:
+        """This mailbox's owner answers an invitation ("accepted", "tentative", "declined") in
+        their calendar app, on their copy; the organizer's copy (same emulator) shows the answer."""
+        ...
+
+    def invitations(self) -> list[tuple[str, str, str]]:
+        """What the calendar mailed on this mailbox's behalf, oldest first: (kind, recipient,
+        iCalendar UID), kind "invitation", "update" or "cancellation"."""
+        ...
+
+    def event_by_uid(self, ical_uid: str) -> RemoteEvent | None:
+        """This mailbox's live copy of the meeting with that UID, if any."""
+        ...
+
 
 def occurrence_matches(
     original_start: dt.datetime | dt.date, zone: dt.tzinfo, wanted: dt.date | dt.datetime
