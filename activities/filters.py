@@ -22,7 +22,7 @@ from django.http import QueryDict
 from accounts.models import User
 from activities.bounds import BoundedDateField, SafeModelMultipleChoiceField
 from activities.models import Activity, ActivityType
-from activities.visibility import search_condition
+from activities.visibility import mine_condition, search_condition
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -248,7 +248,7 @@ def filter_activities(
     ``with_time=False`` leaves the time filter out: the calendar picks its own range.
     """
     if filters.owner is OwnerChoice.ME:
-        activities = activities.filter(owner=user)
+        activities = activities.filter(mine_condition(user))  # M1: and the meetings they attend
     elif isinstance(filters.owner, int):
         activities = activities.filter(owner_id=filters.owner)
     if filters.type_ids:

@@ -172,6 +172,17 @@ class Activity(models.Model):
     sync_read_only_reason = models.CharField(
         max_length=255, blank=True, editable=False, help_text="Why this activity cannot be edited (R7)"
     )
+    # Meetings shared with colleagues (M1-M4): the other CRM users in the meeting, who see it as
+    # theirs too; each guest's RSVP as the organizer's calendar has it ({e-mail: "accepted" |
+    # "declined" | "tentative" | "needsAction"}); a video call asked for, and its join link.
+    attending_users = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="attending_activities"
+    )
+    guest_responses = models.JSONField(default=dict, blank=True, editable=False)
+    video_call = models.BooleanField(
+        default=False, help_text="Add a video call (Google Meet, Microsoft Teams)"
+    )
+    join_url = models.URLField(max_length=1024, blank=True, editable=False)
 
     class Meta:
         ordering = ("due_date", F("start_at").asc(nulls_first=True), "id")

@@ -34,6 +34,8 @@ TRACKED_FIELDS = (
     "visibility",
     # R13: a new owner ends the link with the old owner's calendar and is due for the new one's.
     "owner_id",
+    # M4: asking for a video call is sent to the calendar.
+    "video_call",
 )
 # The m2m field watched through m2m_changed; its change time is kept under this name.
 PARTICIPANTS = "participants"

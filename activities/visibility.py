@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from django.db.models import BooleanField, Case, Q, QuerySet, Value, When
+from django.db.models import BooleanField, Case, Exists, OuterRef, Q, QuerySet, Value, When
 
 from activities.models import Activity, Deal, Organization, Person, Visibility
 
@@ -28,9 +28,20 @@ def _link_visible(user: User, field: str) -> Q:
     return Q(**{f"{field}__isnull": True}) | _linked_item_visible(user, f"{field}__")
 
 
+def attending_condition(user: User) -> Q:
+    """M1: a meeting the user attends (another user's activity) is theirs to see, in full."""
+    attending = Activity.attending_users.through.objects.filter(activity_id=OuterRef("pk"), user_id=user.pk)
+    return Q(Exists(attending))
+
+
+def mine_condition(user: User) -> Q:
+    """The "me" of the owner filter: what the user owns, and the meetings they attend (M1)."""
+    return Q(owner=user) | attending_condition(user)
+
+
 def masked_condition(user: User) -> Q:
-    """A6: private activities of other users show only as a time block."""
-    return Q(visibility=Visibility.OWNER) & ~Q(owner=user)
+    """A6: private activities of other users show only as a time block (not to their attendees)."""
+    return Q(visibility=Visibility.OWNER) & ~Q(owner=user) & ~attending_condition(user)
 
 
 def visible_activities(user: User) -> QuerySet[Activity]:
@@ -40,7 +51,12 @@ def visible_activities(user: User) -> QuerySet[Activity]:
     return (
         Activity.objects.filter(company_id=user.company_id)
         .filter(
-            _link_visible(user, "deal"), _link_visible(user, "person"), _link_visible(user, "organization")
+            (
+                _link_visible(user, "deal")
+                & _link_visible(user, "person")
+                & _link_visible(user, "organization")
+            )
+            | attending_condition(user)
         )
         .annotate(
             masked=Case(

@@ -155,6 +155,7 @@ def _restore_preferences(account: CalendarAccount, previous: SyncPreferences) ->
         external_visibility=previous.external_visibility,
         private_events=previous.private_events,
         include_details=previous.include_details,
+        send_invitations=previous.send_invitations,
     )
     preferences.outgoing_types.set(types.filter(pk__in=previous.outgoing_types.values("pk")))
     return preferences
@@ -251,6 +252,7 @@ PREFERENCE_FIELDS = frozenset(
         "external_visibility",
         "private_events",
         "include_details",
+        "send_invitations",
     }
 )
 CHOICES: Mapping[str, type[models.TextChoices]] = {
@@ -344,8 +346,9 @@ def _check_changes(account: CalendarAccount, changes: Mapping[str, Any]) -> None
     pks = {activity_type.pk for activity_type in types}
     if active_company_types(account.user).filter(pk__in=pks).count() != len(pks):
         raise InvalidPreferences("an activity type is inactive or belongs to another company")
-    if "include_details" in changes and not isinstance(changes["include_details"], bool):
-        raise InvalidPreferences("include_details must be true or false")
+    for flag in ("include_details", "send_invitations"):
+        if flag in changes and not isinstance(changes[flag], bool):
+            raise InvalidPreferences(f"{flag} must be true or false")
 
 
 def _describe(value: Any) -> Any:

@@ -47,6 +47,7 @@ class SyncPreferencesInline(admin.StackedInline[SyncPreferences, CalendarAccount
         "external_visibility",
         "private_events",
         "include_details",
+        "send_invitations",
         "sync_started_at",
         "sync_stopped_at",
     )

@@ -187,6 +187,20 @@ class IncludeDetailsForm(PreferenceForm):
     )
 
 
+class SendInvitationsForm(PreferenceForm):
+    name = "send_invitations"
+    title = "Invitations"
+    help = (
+        "Your calendar mails the guests of your meetings, never CalSync. "
+        "What the sync does on its own (retries, full resyncs, merging calendar edits) never mails anyone."
+    )
+
+    send_invitations = forms.BooleanField(
+        label="Send calendar invitations to guests of new meetings, and updates when you change their time or place",
+        required=False,
+    )
+
+
 PREFERENCE_FORMS: dict[str, type[PreferenceForm]] = {
     form.name: form
     for form in (
@@ -196,6 +210,7 @@ PREFERENCE_FORMS: dict[str, type[PreferenceForm]] = {
         OutgoingTypesForm,
         ExternalVisibilityForm,
         PrivateEventsForm,
+        SendInvitationsForm,
         IncludeDetailsForm,
     )
 }
@@ -207,6 +222,7 @@ TWO_WAY_OPTIONS = (
     "outgoing_types",
     "external_visibility",
     "private_events",
+    "send_invitations",
     "include_details",
 )
-ONE_WAY_OPTIONS = ("calendar", "sync_type", "outgoing_types", "include_details")
+ONE_WAY_OPTIONS = ("calendar", "sync_type", "outgoing_types", "send_invitations", "include_details")

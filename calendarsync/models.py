@@ -26,6 +26,10 @@ class AccountState(models.TextChoices):
     ERROR = "error", "Error"
 
 
+# M4: the video calls each calendar can add to an event (Exchange Server has none over EWS).
+VIDEO_CALL_SERVICES: dict[str, str] = {"google": "Google Meet", "microsoft": "Microsoft Teams"}
+
+
 class CalendarAccount(models.Model):
     """One external calendar account of a user; at most one connected at a time (C6)."""
 
@@ -70,6 +74,11 @@ class CalendarAccount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.email} ({self.get_provider_display()})"
+
+    @property
+    def video_call_service(self) -> str | None:
+        """M4: "Google Meet", "Microsoft Teams", or None when this calendar cannot add video calls."""
+        return VIDEO_CALL_SERVICES.get(self.provider)
 
 
 class RemoteCalendar(models.Model):
@@ -138,6 +147,9 @@ class SyncPreferences(models.Model):
         max_length=16, choices=PrivateEvents.choices, default=PrivateEvents.ONLY_ME
     )
     include_details = models.BooleanField(default=True)
+    # O11: new CRM meetings invite their guests, and CRM changes of time or place update them,
+    # through the calendar's own mail (never CalSync's); the sync on its own never mails anyone.
+    send_invitations = models.BooleanField(default=True)
     sync_started_at = models.DateTimeField(null=True, blank=True)
     sync_stopped_at = models.DateTimeField(null=True, blank=True)
     # R2 for CRM activities: changes made since then are sent. The start of the user's first sync,
@@ -184,6 +196,14 @@ class LinkOrigin(models.TextChoices):
     CALENDAR = "calendar", "Created in the calendar"
 
 
+class LinkRole(models.TextChoices):
+    # The copy that controls the activity: the organizer's, or the first one seen (M1).
+    OWN = "own", "Controls the activity"
+    # A colleague's copy of a meeting another user's activity stands for: it never creates an
+    # activity and its edits are not applied; it says the colleague attends (M1, M2).
+    ATTENDEE = "attendee", "A colleague's copy"
+
+
 class LinkState(models.TextChoices):
     ACTIVE = "active", "Synced"
     # The CRM activity was deleted: the next sync deletes the event (R3).
@@ -219,6 +239,12 @@ class EventLink(models.Model):
     remote_updated = models.DateTimeField(null=True, blank=True)
     is_recurring_instance = models.BooleanField(default=False)
     series_id = models.CharField(max_length=1024, blank=True)
+    role = models.CharField(max_length=16, choices=LinkRole.choices, default=LinkRole.OWN)
+    # The iCalendar UID every copy of the meeting shares (M1); empty when the calendar gave none.
+    ical_uid = models.CharField(max_length=1024, blank=True)
+    # A CRM user's deletion: the calendar mails the guests a cancellation (O11). Deletions the
+    # sync makes on its own (R12-R15) never mail anyone.
+    notify_guests = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -237,6 +263,27 @@ class EventLink(models.Model):
 
     def __str__(self) -> str:
         return f"{self.external_id} <-> activity {self.activity_id} ({self.state})"
+
+
+class Meeting(models.Model):
+    """M1: one activity per meeting and company, whichever CRM users' calendars hold a copy.
+
+    Every copy of a meeting shares its iCalendar UID; the unique constraint makes two workers
+    that meet the same meeting at once agree on one activity.
+    """
+
+    company = models.ForeignKey("accounts.Company", on_delete=models.CASCADE, related_name="+")
+    ical_uid = models.CharField(max_length=1024)
+    activity = models.ForeignKey("activities.Activity", on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=("company", "ical_uid"), name="meeting_unique_uid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.ical_uid} -> activity {self.activity_id}"
 
 
 class PendingCreate(models.Model):

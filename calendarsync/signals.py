@@ -17,7 +17,7 @@ from django.utils import timezone
 from activities.models import Activity
 from activities.signals import activity_synced_fields_changed
 from activities.tracking import engine_is_writing
-from calendarsync.models import CalendarAccount, EventLink, LinkOrigin, LinkState, SyncPreferences
+from calendarsync.models import CalendarAccount, EventLink, LinkOrigin, LinkRole, LinkState, SyncPreferences
 from calendarsync.sync.save_status import status_at_save
 from calendarsync.tasks import request_sync
 
@@ -103,8 +103,9 @@ def _follow_owner(activity: Activity) -> list[int]:
     the activity. The ended link keeps no activity (like a CRM deletion's): given back later, the
     activity gets a link and an event of its own, and the old event still goes.
     """
+    # A colleague's copy of a shared meeting is not the owner's to follow (M1).
     links = list(
-        EventLink.objects.filter(activity_id=activity.pk, state=LinkState.ACTIVE)
+        EventLink.objects.filter(activity_id=activity.pk, state=LinkState.ACTIVE, role=LinkRole.OWN)
         .exclude(account__user_id=activity.owner_id)
         .values("pk", "is_recurring_instance", "account_id", "account__stopped_at")
     )
@@ -136,14 +137,18 @@ def delete_event_with_activity(sender: type[Activity], instance: Activity, **kwa
             syncpreferences__account_id=OuterRef("account_id"), activitytype_id=instance.type_id
         )
     )
+    # A colleague's copy of a shared meeting is theirs: only the link goes (M2); the organizer's
+    # deletion cancels the meeting for every guest, mailed if the owner wants it (O11).
+    EventLink.objects.filter(activity_id=instance.pk, role=LinkRole.ATTENDEE).delete()
     marked = EventLink.objects.filter(activity_id=instance.pk, state=LinkState.ACTIVE).update(
+        notify_guests=True,
         state=Case(
             When(
                 Q(origin=LinkOrigin.CRM, is_recurring_instance=False) & ~type_selected,
                 then=Value(LinkState.DETACHED),
             ),
             default=Value(LinkState.DELETE_PENDING),
-        )
+        ),
     )
     if marked:
         for account_id in CalendarAccount.objects.filter(

@@ -6,6 +6,7 @@ import datetime as dt
 
 from django import template
 
+from activities.meeting_display import join_link as join_link_of
 from activities.models import Activity
 from activities.sync_display import SyncBadge, legend
 from activities.sync_display import sync_badge as badge_of
@@ -44,3 +45,9 @@ def type_colour(activity: Activity) -> str:
     if getattr(activity, "masked", False):
         return PRIVATE_CLASS
     return colour_class(activity.type.color)
+
+
+@register.filter
+def join_link(activity: Activity) -> str:
+    """The activity's video call link (M4), or "" (none, or not a web address)."""
+    return join_link_of(activity)

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_http_methods
 from accounts.models import User
 from activities.bounds import in_date_range
 from activities.forms import ActivityForm
+from activities.meeting_display import guest_answers
 from activities.models import Activity, Person
 from activities.views.common import (
     ROW_RELATIONS,
@@ -64,6 +65,8 @@ def activity_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         {
             "activity": activity,
             "participants": participants,
+            "guest_answers": guest_answers(activity, [p.email for p in participants if p.email]),
+            "attending": list(activity.attending_users.order_by("first_name", "last_name", "email")),
             "is_own": activity.owner_id == user.pk,
             "viewer_tz": user.tzinfo,
         },

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 from wsgiref.types import StartResponse, WSGIEnvironment
 
+from calendarsync.emulators.exchange_meeting_controls import MeetingControls
 from calendarsync.emulators.exchange_occurrences import check_occurrence_move
 from calendarsync.emulators.exchange_ops import OPERATIONS
 from calendarsync.emulators.exchange_pages import handle_control, handle_demo
@@ -42,7 +43,7 @@ from calendarsync.emulators.exchange_state import (
     parse_occurrence_id,
     validate_item,
 )
-from calendarsync.emulators.exchange_user import describe, item_data
+from calendarsync.emulators.exchange_user import describe, item_data, meeting_summary
 from calendarsync.emulators.exchange_xml import (
     EWS_PATH,
     SOAP_CONTENT_TYPE,
@@ -87,8 +88,13 @@ class Fault:
         return self.operation is None or self.operation == operation
 
 
-class ExchangeEmulator:
-    """Exchange Web Services for calendars, for tests and local development, as a WSGI app."""
+class ExchangeEmulator(MeetingControls):
+    """Exchange Web Services for calendars, for tests and local development, as a WSGI app.
+
+    Meetings (``MeetingControls``): ``user_create_meeting``, ``user_send_meeting_update``,
+    ``user_cancel_meeting``, ``user_receive_invitation``, ``user_respond``, ``user_find_by_uid``
+    and ``meeting_messages`` (what each mailbox mailed: invitations, updates, cancellations).
+    """
 
     def __init__(self) -> None:
         self.state = ExchangeState()
@@ -383,6 +389,7 @@ class ExchangeEmulator:
                     return None
                 return {
                     **data_summary(instance.data),
+                    **meeting_summary(master),
                     "id": instance.id,
                     "change_key": master.change_key,
                     "series_id": master.id,
@@ -404,6 +411,7 @@ class ExchangeEmulator:
             return [
                 {
                     **data_summary(instance.data),
+                    **meeting_summary(master),
                     "id": instance.id,
                     "change_key": master.change_key,
                     "series_id": master.id,

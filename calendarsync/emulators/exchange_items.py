@@ -277,11 +277,13 @@ RENDERERS: dict[str, Renderer] = {
     "calendar:LegacyFreeBusyStatus": lambda v, _: node("t:LegacyFreeBusyStatus", v.data.free_busy),
     "calendar:Location": lambda v, _: node("t:Location", v.data.location),
     "calendar:IsMeeting": lambda v, _: node("t:IsMeeting", bool_text(bool(v.data.attendees))),
-    "calendar:IsCancelled": lambda v, _: node("t:IsCancelled", "false"),
+    "calendar:IsCancelled": lambda v, _: node("t:IsCancelled", bool_text(v.stored.is_cancelled)),
     "calendar:IsRecurring": lambda v, _: node("t:IsRecurring", bool_text(v.kind != "Single")),
     "calendar:CalendarItemType": lambda v, _: node("t:CalendarItemType", v.kind),
-    "calendar:MyResponseType": lambda v, _: node("t:MyResponseType", "Organizer"),
-    "calendar:Organizer": lambda v, mailbox: _mailbox_node("t:Organizer", mailbox.email, mailbox.email),
+    "calendar:MyResponseType": lambda v, _: node("t:MyResponseType", v.stored.my_response),
+    "calendar:Organizer": lambda v, mailbox: _mailbox_node(
+        "t:Organizer", v.stored.organizer or mailbox.email, v.stored.organizer or mailbox.email
+    ),
     "calendar:RequiredAttendees": lambda v, _: _attendees_node(
         "t:RequiredAttendees", [a for a in v.data.attendees if not a.optional]
     ),
@@ -336,6 +338,8 @@ def field_value(view: View, uri: Element) -> str | None:
         "calendar:Location": lambda: view.data.location,
         "calendar:CalendarItemType": lambda: view.kind,
         "calendar:UID": lambda: view.stored.uid,
+        "calendar:IsCancelled": lambda: bool_text(view.stored.is_cancelled),
+        "calendar:MyResponseType": lambda: view.stored.my_response,
         "calendar:IsAllDayEvent": lambda: bool_text(view.data.all_day),
         "calendar:LegacyFreeBusyStatus": lambda: view.data.free_busy,
     }

@@ -1,8 +1,9 @@
 """The EWS operations the emulator serves, against one authenticated mailbox.
 
 GetFolder, SyncFolderItems, FindItem (IndexedPageItemView, CalendarView, Restriction),
-GetItem, CreateItem, UpdateItem (ChangeKey + ConflictResolution) and DeleteItem, answering
-with Exchange's response messages and error codes. Callers hold `ExchangeState.lock`.
+GetItem, CreateItem (calendar items, and meeting responses), UpdateItem (ChangeKey +
+ConflictResolution) and DeleteItem, answering with Exchange's response messages and error codes;
+their send attributes mail the attendees of meetings (``exchange_meetings``). Callers hold `ExchangeState.lock`.
 
 Reference: https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/ews-operations-in-exchange
 """
@@ -15,6 +16,21 @@ from xml.etree.ElementTree import Element
 
 from calendarsync.emulators.exchange_find import find_item
 from calendarsync.emulators.exchange_items import Shape, View, id_only, render_item
+from calendarsync.emulators.exchange_meetings import (
+    CREATE_OR_DELETE_MODES,
+    RESPONSE_TAGS,
+    SEND_TO_NONE,
+    UPDATE_MODES,
+    MeetingSnapshot,
+    require_mode,
+    respond,
+    send_cancellations,
+    send_invitations,
+    send_mode,
+    send_occurrence_cancellations,
+    send_updates,
+    sends_from,
+)
 from calendarsync.emulators.exchange_occurrences import check_occurrence_move
 from calendarsync.emulators.exchange_parse import apply_update, parse_new_item
 from calendarsync.emulators.exchange_resolve import (
@@ -28,7 +44,9 @@ from calendarsync.emulators.exchange_state import (
     CALENDAR,
     DELETED_ITEMS,
     ROOT,
+    SENT_ITEMS,
     Folder,
+    StoredItem,
     validate_item,
 )
 from calendarsync.emulators.exchange_xml import (
@@ -60,7 +78,8 @@ def _render_folder(folder: Folder) -> Node:
         rendered.add(node("t:TotalCount", str(len(folder.items))))
     rendered.add(
         node(
-            "t:ChildFolderCount", "0" if folder.is_calendar or folder.distinguished == DELETED_ITEMS else "1"
+            "t:ChildFolderCount",
+            "0" if folder.is_calendar or folder.distinguished in (DELETED_ITEMS, SENT_ITEMS) else "1",
         )
     )
     rights = node("t:EffectiveRights").extend(
@@ -169,13 +188,20 @@ def create_item(ctx: Context, request: Element) -> bytes:
         folder = ctx.mailbox.folder(CALENDAR)
         if not ctx.mailbox.calendar_access:
             raise EwsError("ErrorAccessDenied", ACCESS_DENIED)
+    invitations = send_mode(request, "SendMeetingInvitations", CREATE_OR_DELETE_MODES)
+    disposition = request.attrib.get("MessageDisposition")
     messages = []
     for item_elem in children(request, m("Items")):
         try:
             if ctx.before_create is not None:
                 ctx.before_create()
-            data, uid = parse_new_item(item_elem)
-            item = ctx.state.create_item(folder, data, uid)
+            if item_elem.tag in RESPONSE_TAGS:
+                # https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/createitem-operation-meeting-request
+                # SendOnly and SendAndSaveCopy return no item id (nor does this emulator for SaveOnly).
+                respond(ctx.state, ctx.mailbox, item_elem, disposition)
+                messages.append(response_message("CreateItem").add(node("m:Items")))
+                continue
+            item = _create_calendar_item(ctx, folder, item_elem, invitations)
         except EwsError as error:
             messages.append(response_message("CreateItem", error=error))
             continue
@@ -185,6 +211,18 @@ def create_item(ctx: Context, request: Element) -> bytes:
     return operation_response("CreateItem", messages)
 
 
+def _create_calendar_item(
+    ctx: Context, folder: Folder, item_elem: Element, invitations: str | None
+) -> StoredItem:
+    """One t:CalendarItem; its attendees are invited only when the request asks to send."""
+    mode = require_mode(invitations, "SendMeetingInvitations")
+    data, uid = parse_new_item(item_elem)
+    item = ctx.state.create_item(folder, data, uid)
+    if mode != SEND_TO_NONE and sends_from(ctx.mailbox, item):
+        send_invitations(ctx.state, ctx.mailbox, item)
+    return item
+
+
 # --------------------------------------------------------------------------- UpdateItem
 
 
@@ -192,21 +230,23 @@ def update_item(ctx: Context, request: Element) -> bytes:
     resolution = request.attrib.get("ConflictResolution", "AutoResolve")
     if resolution not in ("NeverOverwrite", "AutoResolve", "AlwaysOverwrite"):
         raise SoapError("ErrorSchemaValidation", f"ConflictResolution {resolution!r} is not valid.")
+    mode = send_mode(request, "SendMeetingInvitationsOrCancellations", UPDATE_MODES)
     messages = []
     for change in children(request, m("ItemChanges")):
         try:
-            messages.append(_update_one(ctx, change, resolution))
+            messages.append(_update_one(ctx, change, resolution, mode))
         except EwsError as error:
             messages.append(response_message("UpdateItem", error=error))
     return operation_response("UpdateItem", messages)
 
 
-def _update_one(ctx: Context, change: Element, resolution: str) -> Node:
+def _update_one(ctx: Context, change: Element, resolution: str, mode: str | None) -> Node:
     id_elem = next((child for child in change if child.tag != t("Updates")), None)
     updates = change.find(t("Updates"))
     if id_elem is None or updates is None:
         raise EwsError("ErrorSchemaValidation", "An ItemChange needs an item id and updates.")
     view, change_key = resolve_item(ctx, id_elem)
+    send = require_mode(mode, "SendMeetingInvitationsOrCancellations")
     ctx.state.take_item_fault(view.id)
     # A stale ChangeKey: someone changed the item since the client read it. Exchange only
     # overwrites with AlwaysOverwrite; this emulator resolves nothing automatically either.
@@ -220,6 +260,7 @@ def _update_one(ctx: Context, change: Element, resolution: str) -> Node:
     for update in updates:
         apply_update(data, update)
     master = view.stored
+    before = MeetingSnapshot.of(master)
     if view.original_start is not None:
         data.recurrence = None
         validate_item(data)
@@ -237,6 +278,8 @@ def _update_one(ctx: Context, change: Element, resolution: str) -> Node:
             master.deleted_occurrences.clear()
         ctx.state.touch(master)
         rendered_id = View.of_item(master, view.folder)
+    if send != SEND_TO_NONE and sends_from(ctx.mailbox, master):
+        send_updates(ctx.state, ctx.mailbox, master, before, send)
     message = response_message("UpdateItem")
     message.add(node("m:Items").add(id_only(rendered_id)))
     message.add(node("m:ConflictResults").add(node("t:Count", "0")))
@@ -252,23 +295,38 @@ def delete_item(ctx: Context, request: Element) -> bytes:
         raise SoapError(
             "ErrorSchemaValidation", "DeleteType must be HardDelete, SoftDelete or MoveToDeletedItems."
         )
+    cancellations = send_mode(request, "SendMeetingCancellations", CREATE_OR_DELETE_MODES)
     messages = []
     for id_elem in children(request, m("ItemIds")):
         try:
             view, _ = resolve_item(ctx, id_elem)
+            mode = require_mode(cancellations, "SendMeetingCancellations")
             ctx.state.take_item_fault(view.id)
         except EwsError as error:
             messages.append(response_message("DeleteItem", error=error))
             continue
-        if view.original_start is not None:
-            view.stored.exceptions.pop(view.original_start, None)
-            view.stored.deleted_occurrences.add(view.original_start)
-            ctx.state.touch(view.stored)
-        else:
-            # SoftDelete goes to the dumpster (Recoverable Items), out of sight like a hard delete.
-            ctx.state.remove_item(ctx.mailbox, view.stored, hard=delete_type != "MoveToDeletedItems")
+        send = mode != SEND_TO_NONE and sends_from(ctx.mailbox, view.stored)
+        _delete_one(ctx, view, delete_type, send=send)
         messages.append(response_message("DeleteItem"))
     return operation_response("DeleteItem", messages)
+
+
+def _delete_one(ctx: Context, view: View, delete_type: str, *, send: bool) -> None:
+    """Delete an item or one occurrence; the organizer's delete that asked to send cancels the
+    meeting (or that occurrence) for the attendees.
+    https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/deleteitem
+    """
+    if view.original_start is not None:
+        view.stored.exceptions.pop(view.original_start, None)
+        view.stored.deleted_occurrences.add(view.original_start)
+        ctx.state.touch(view.stored)
+        if send:
+            send_occurrence_cancellations(ctx.state, ctx.mailbox, view.stored)
+        return
+    if send:
+        send_cancellations(ctx.state, ctx.mailbox, view.stored)
+    # SoftDelete goes to the dumpster (Recoverable Items), out of sight like a hard delete.
+    ctx.state.remove_item(ctx.mailbox, view.stored, hard=delete_type != "MoveToDeletedItems")
 
 
 OPERATIONS: dict[str, Callable[[Context, Element], bytes]] = {

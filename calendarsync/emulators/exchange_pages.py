@@ -43,6 +43,9 @@ def handle_control(emulator: ExchangeEmulator, req: Request) -> Response:
                 )
             if name == "users":
                 return json_response({"users": emulator.user_emails()})
+            if name == "meeting_messages":
+                messages = emulator.meeting_messages(req.arg("email") or "")
+                return json_response({"messages": [list(message) for message in messages]})
             if name == "calendar":
                 return json_response({"id": emulator.calendar_folder_id(req.arg("email") or "")})
             return json_response({"error": f"unknown control endpoint {name!r}"}, 404)
@@ -81,6 +84,14 @@ def _control_post(emulator: ExchangeEmulator, name: str, data: JsonDict) -> Any:
         return emulator.user_update_event(data["email"], data["event_id"], dict(data["changes"]))
     elif name == "events/delete":
         emulator.user_delete_event(data["email"], data["event_id"])
+    elif name == "meetings":
+        return emulator.user_create_meeting(data["email"], dict(data["fields"]))
+    elif name == "meetings/invitation":
+        return emulator.user_receive_invitation(
+            data["email"], data["uid"], organizer=data["organizer"], fields=dict(data["fields"])
+        )
+    elif name == "meetings/respond":
+        emulator.user_respond(data["email"], data["event_id"], data["response"])
     elif name in ("expire_sync_states", "expire_sync_tokens"):
         emulator.expire_sync_tokens(data.get("email"))
     elif name == "faults":
@@ -222,6 +233,8 @@ def _events_table(emulator: ExchangeEmulator, email: str, base: str) -> str:
                     "private" if event["sensitivity"] == "Private" else "",
                     "free" if event["free_busy"] == "Free" else "",
                     f"{recurrence['pattern']} x{recurrence['count'] or 'ever'}" if recurrence else "",
+                    f"invited by {event['organizer']} ({event['my_response']})" if event["organizer"] else "",
+                    "cancelled by the organizer" if event["is_cancelled"] else "",
                 ],
             )
         )

@@ -25,6 +25,7 @@ from calendarsync.emulators.google_rrule import Occurrence, Recurrence, Rule, ex
 
 CALENDAR = "calendar"
 DELETED_ITEMS = "deleteditems"
+SENT_ITEMS = "sentitems"
 ROOT = "root"
 MSG_FOLDER_ROOT = "msgfolderroot"
 WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -157,6 +158,18 @@ class StoredItem:
     # Occurrence changes of a series: original start (UTC) -> changed content; and deleted ones.
     exceptions: dict[dt.datetime, ItemData] = field(default_factory=dict)
     deleted_occurrences: set[dt.datetime] = field(default_factory=set)
+    # Meetings: a copy an invitation put here names its organizer (another address); the items
+    # the mailbox made itself leave it empty (their organizer is the mailbox). MyResponseType:
+    # "Organizer" on the mailbox's own items, the owner's answer on a copy. A sent cancellation
+    # marks a copy cancelled; it stays in the calendar until removed.
+    organizer: str = ""
+    my_response: str = "Organizer"
+    is_cancelled: bool = False
+
+    @property
+    def is_copy(self) -> bool:
+        """A meeting someone else organizes (this mailbox was invited)."""
+        return bool(self.organizer)
 
     @property
     def change_key(self) -> str:
@@ -289,6 +302,9 @@ class Mailbox:
     app_password: str | None = None
     calendar_access: bool = True
     folders: dict[str, Folder] = field(default_factory=dict)
+    # What the mailbox mailed about its meetings, oldest first: (kind, recipient, UID), kind
+    # "invitation", "update" or "cancellation" (the emulator's record of the Sent Items folder).
+    meeting_messages: list[tuple[str, str, str]] = field(default_factory=list)
 
     def folder(self, distinguished: str) -> Folder:
         return self.folders[distinguished]
@@ -357,7 +373,9 @@ class ExchangeState:
             )
             calendar = Folder(opaque_id(b"\x01cal"), CALENDAR, "Calendar", "IPF.Appointment", top.id)
             deleted = Folder(opaque_id(b"\x01del"), DELETED_ITEMS, "Deleted Items", "IPF.Note", top.id)
-            mailbox.folders = {f.key: f for f in (root, top, calendar, deleted)}
+            # Where SendAndSaveCopy files sent meeting responses (exchangelib names it by default).
+            sent = Folder(opaque_id(b"\x01snt"), SENT_ITEMS, "Sent Items", "IPF.Note", top.id)
+            mailbox.folders = {f.key: f for f in (root, top, calendar, deleted, sent)}
             self.mailboxes[email] = mailbox
         mailbox.password = password
         mailbox.two_factor = two_factor

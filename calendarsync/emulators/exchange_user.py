@@ -40,9 +40,21 @@ def _ms_zone(name: str) -> str:
     return str(mapped[0]) if mapped else name
 
 
+def meeting_summary(item: StoredItem) -> dict[str, Any]:
+    """Who organizes the item (None: the mailbox itself; else it is a copy), the owner's answer
+    (MyResponseType) and whether the organizer cancelled it; an occurrence has its series' values."""
+    return {
+        "organizer": item.organizer or None,
+        "is_organizer": not item.is_copy,
+        "my_response": item.my_response,
+        "is_cancelled": item.is_cancelled,
+    }
+
+
 def describe(item: StoredItem) -> dict[str, Any]:
     return {
         **data_summary(item.data),
+        **meeting_summary(item),
         "id": item.id,
         "change_key": item.change_key,
         "uid": item.uid,

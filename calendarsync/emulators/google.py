@@ -13,6 +13,7 @@ https://developers.google.com/identity/protocols/oauth2/web-server (see PROVIDER
 from __future__ import annotations
 
 import copy
+import secrets
 import threading
 from collections import Counter
 from collections.abc import Iterable
@@ -26,9 +27,19 @@ from calendarsync.emulators.google_calendar import (
     handle_calendar_request,
     parse_batch,
 )
-from calendarsync.emulators.google_events import as_instant, insert_event, render, timing_of
+from calendarsync.emulators.google_events import as_instant, render, timing_of
 from calendarsync.emulators.google_http import ApiError, JsonDict, Request, Response
-from calendarsync.emulators.google_instances import delete_any, find_instance, series_views, update_any
+from calendarsync.emulators.google_instances import find_instance, series_views
+from calendarsync.emulators.google_meetings import (
+    WriteOptions,
+    checked_send_updates,
+    complete_pending,
+    delete,
+    insert,
+    receive_invitation,
+    respond,
+    update,
+)
 from calendarsync.emulators.google_oauth import OAuthEndpoints
 from calendarsync.emulators.google_pages import handle_control, handle_demo
 from calendarsync.emulators.google_state import Calendar, EmulatorState, EventFault, OAuthClient
@@ -144,6 +155,7 @@ class GoogleEmulator:
         if fault is not None:
             return self._fault_response(fault)
         with self.state.lock:
+            complete_pending(self.state)
             try:
                 return handle_calendar_request(self.state, req, name, fallback_authorization)
             except ApiError as error:
@@ -319,37 +331,102 @@ class GoogleEmulator:
 
     def _user_calendar(self, email: str, calendar_id: str) -> Calendar:
         self.state.user(email)
+        complete_pending(self.state)
         try:
             return self.state.calendar(email, calendar_id)
         except ApiError:
             raise KeyError(f"{email!r} has no calendar {calendar_id!r}") from None
 
     def user_create_event(
-        self, email: str, body: dict[str, Any], calendar_id: str = "primary"
+        self,
+        email: str,
+        body: dict[str, Any],
+        calendar_id: str = "primary",
+        *,
+        send_updates: str = "none",
+        video_call: bool = False,
     ) -> dict[str, Any]:
-        """Create an event as the user does in Google Calendar; raises ApiError on a bad body."""
+        """Create an event as the user does in Google Calendar; raises ApiError on a bad body.
+
+        Guests who are users here get a copy in their primary calendar; `send_updates` ("all",
+        "externalOnly", "none") says whom Google mails (see `sent_mail`); `video_call` adds
+        Google Meet (pending until the next request, like the API's createRequest).
+        """
+        options = WriteOptions(checked_send_updates(send_updates), 1 if video_call else 0)
+        if video_call:
+            body = {**body, "conferenceData": {"createRequest": _meet_request()}}
         with self.state.lock:
             calendar = self._user_calendar(email, calendar_id)
-            return render(insert_event(self.state, calendar, body, lenient=True))
+            return render(insert(self.state, calendar, body, options, lenient=True))
 
     def user_update_event(
-        self, email: str, event_id: str, changes: dict[str, Any], calendar_id: str = "primary"
+        self,
+        email: str,
+        event_id: str,
+        changes: dict[str, Any],
+        calendar_id: str = "primary",
+        *,
+        send_updates: str = "none",
     ) -> dict[str, Any]:
         """Change an event, or one instance of a series ("this event" in Google Calendar), as the
-        user does (patch semantics: only the given fields change)."""
+        user does (patch semantics: only the given fields change). On a guest's copy only what is
+        the guest's may change (their answer, reminders...): else ApiError 403 forbiddenForNonOrganizer."""
+        options = WriteOptions(checked_send_updates(send_updates))
         with self.state.lock:
             calendar = self._user_calendar(email, calendar_id)
             if event_id not in calendar.events and find_instance(calendar, event_id) is None:
                 raise KeyError(f"no event {event_id!r} in {calendar.id!r}")
-            return render(update_any(self.state, calendar, event_id, changes, patch=True, lenient=True))
+            return render(update(self.state, calendar, event_id, changes, options, patch=True, lenient=True))
 
-    def user_delete_event(self, email: str, event_id: str, calendar_id: str = "primary") -> None:
-        """Delete an event (a whole series), or one instance of a series."""
+    def user_delete_event(
+        self, email: str, event_id: str, calendar_id: str = "primary", *, send_updates: str = "none"
+    ) -> None:
+        """Delete an event (a whole series), or one instance of a series; a guest deleting their
+        copy declines the invitation."""
+        options = WriteOptions(checked_send_updates(send_updates))
         with self.state.lock:
             calendar = self._user_calendar(email, calendar_id)
             if event_id not in calendar.events and find_instance(calendar, event_id) is None:
                 raise KeyError(f"no event {event_id!r} in {calendar.id!r}")
-            delete_any(self.state, calendar, event_id)
+            delete(self.state, calendar, event_id, options)
+
+    def user_respond(self, email: str, event_id: str, response: str) -> dict[str, Any]:
+        """The guest answers an invitation on their copy ("accepted", "tentative", "declined" or
+        "needsAction"); the organizer's event (a user here) and the other copies show the answer."""
+        with self.state.lock:
+            calendar = self._user_calendar(email, "primary")
+            return render(respond(self.state, calendar, event_id, response))
+
+    def user_receive_invitation(self, email: str, body: dict[str, Any]) -> dict[str, Any]:
+        """An invitation mailed by an organizer elsewhere lands in the user's primary calendar.
+
+        `body`: an event resource with `iCalUID`, `organizer: {"email": ...}`, summary, start,
+        end and attendees (the user is added if missing, with no answer yet); `id` defaults to
+        one derived from the UID. Delivering the same UID again updates the copy.
+        """
+        with self.state.lock:
+            calendar = self._user_calendar(email, "primary")
+            return render(receive_invitation(self.state, calendar, body))
+
+    def user_event_by_uid(
+        self, email: str, ical_uid: str, calendar_id: str = "primary"
+    ) -> dict[str, Any] | None:
+        """The calendar's live event (not an instance) with that iCalUID, if any."""
+        with self.state.lock:
+            for stored in self._user_calendar(email, calendar_id).events.values():
+                if not stored.deleted and stored.resource.get("iCalUID") == ical_uid:
+                    return copy.deepcopy(stored.resource)
+        return None
+
+    def sent_mail(self, email: str) -> list[tuple[str, str, str]]:
+        """What Google mailed on behalf of `email`, oldest first: (kind, recipient, iCalUID), kind
+        "invitation", "update" or "cancellation" (only for writes with sendUpdates all/externalOnly)."""
+        with self.state.lock:
+            return list(self.state.sent_mail.get(email.strip().lower(), []))
+
+    def clear_sent_mail(self) -> None:
+        with self.state.lock:
+            self.state.sent_mail.clear()
 
     def user_get_event(
         self, email: str, event_id: str, calendar_id: str = "primary"
@@ -406,6 +483,10 @@ class GoogleEmulator:
         """Access tokens expire now: the API answers 401 until the client refreshes."""
         with self.state.lock:
             self.state.expire_access_tokens(email)
+
+
+def _meet_request() -> JsonDict:
+    return {"requestId": secrets.token_hex(8), "conferenceSolutionKey": {"type": "hangoutsMeet"}}
 
 
 def _original_start_key(resource: JsonDict) -> tuple[Any, str]:

@@ -9,7 +9,7 @@ import secrets
 import zlib
 from dataclasses import dataclass
 
-from calendarsync.emulators.google_events import insert_event, render
+from calendarsync.emulators.google_events import render
 from calendarsync.emulators.google_http import (
     ApiError,
     JsonDict,
@@ -18,8 +18,9 @@ from calendarsync.emulators.google_http import (
     empty_response,
     json_response,
 )
-from calendarsync.emulators.google_instances import delete_any, get_event, list_instances, update_any
+from calendarsync.emulators.google_instances import get_event, list_instances
 from calendarsync.emulators.google_listing import list_events
+from calendarsync.emulators.google_meetings import delete, insert, update, write_options
 from calendarsync.emulators.google_state import (
     CALENDAR_READONLY_SCOPE,
     CALENDAR_SCOPE,
@@ -177,7 +178,7 @@ def handle_calendar_request(
     if name == "events.list":
         return json_response(list_events(state, calendar, req))
     if name == "events.insert":
-        return _with_etag(render(insert_event(state, calendar, req.json())))
+        return _with_etag(render(insert(state, calendar, req.json(), write_options(req))))
     event_id = segments[3]
     if name == "events.instances":
         return json_response(list_instances(state, calendar, event_id, req))
@@ -189,10 +190,16 @@ def handle_calendar_request(
     # A refusal the operator injected for this one event (e.g. 403 forbiddenForNonOrganizer).
     state.take_event_fault(event_id)
     if name == "events.delete":
-        delete_any(state, calendar, event_id, req.header("if-match"))
+        delete(state, calendar, event_id, write_options(req), if_match=req.header("if-match"))
         return empty_response(204)
-    stored = update_any(
-        state, calendar, event_id, req.json(), patch=name == "events.patch", if_match=req.header("if-match")
+    stored = update(
+        state,
+        calendar,
+        event_id,
+        req.json(),
+        write_options(req),
+        patch=name == "events.patch",
+        if_match=req.header("if-match"),
     )
     return _with_etag(render(stored))
 

@@ -73,6 +73,8 @@ FIELD_ORDER = (
     "iCalUID",
     "sequence",
     "attendees",
+    "hangoutLink",
+    "conferenceData",
     "guestsCanInviteOthers",
     "guestsCanModify",
     "guestsCanSeeOtherGuests",
@@ -93,6 +95,9 @@ SERVER_FIELDS = (
     "organizer",
     "iCalUID",
     "eventType",
+    # Written only through conferenceDataVersion=1 (google_conference.py), kept by other writes.
+    "hangoutLink",
+    "conferenceData",
 )
 
 

@@ -45,6 +45,8 @@ def handle_control(emulator: GoogleEmulator, req: Request) -> Response:
                 return json_response({"items": emulator.user_list_events(email, calendar_id, deleted)})
             if name == "users":
                 return json_response({"users": emulator.user_emails()})
+            if name == "mail":
+                return json_response({"items": [list(m) for m in emulator.sent_mail(req.arg("email") or "")]})
             return json_response({"error": f"unknown control endpoint {name!r}"}, 404)
         if req.method != "POST":
             return json_response({"error": "use POST"}, 405)
@@ -68,11 +70,31 @@ def _control_post(emulator: GoogleEmulator, name: str, data: JsonDict) -> Any:
     elif name == "tokens":
         return emulator.issue_tokens(data["email"], list(data["scopes"]), data["client_id"])
     elif name == "events":
-        return emulator.user_create_event(data["email"], dict(data["body"]), calendar_id)
+        return emulator.user_create_event(
+            data["email"],
+            dict(data["body"]),
+            calendar_id,
+            send_updates=str(data.get("send_updates") or "none"),
+            video_call=bool(data.get("video_call")),
+        )
     elif name == "events/update":
-        return emulator.user_update_event(data["email"], data["event_id"], dict(data["changes"]), calendar_id)
+        return emulator.user_update_event(
+            data["email"],
+            data["event_id"],
+            dict(data["changes"]),
+            calendar_id,
+            send_updates=str(data.get("send_updates") or "none"),
+        )
     elif name == "events/delete":
-        emulator.user_delete_event(data["email"], data["event_id"], calendar_id)
+        emulator.user_delete_event(
+            data["email"], data["event_id"], calendar_id, send_updates=str(data.get("send_updates") or "none")
+        )
+    elif name == "events/respond":
+        return emulator.user_respond(data["email"], data["event_id"], str(data["response"]))
+    elif name == "invitations":
+        return emulator.user_receive_invitation(data["email"], dict(data["body"]))
+    elif name == "mail/clear":
+        emulator.clear_sent_mail()
     elif name == "expire_sync_tokens":
         emulator.expire_sync_tokens(data.get("email"))
     elif name == "expire_access_tokens":

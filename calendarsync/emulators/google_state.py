@@ -128,6 +128,16 @@ class Calendar:
 
 
 @dataclass
+class PendingConference:
+    """A Google Meet create request still "pending": the event (or instance) that asked for it."""
+
+    calendar: Calendar
+    top_id: str  # the event whose copies show it (the series, for an instance)
+    stored: StoredEvent
+    request_id: str
+
+
+@dataclass
 class GoogleUser:
     email: str
     sub: str
@@ -166,6 +176,10 @@ class EmulatorState:
         self.page_cursors: dict[str, PageCursor] = {}
         # Event (or instance) id -> the refusal its next write gets.
         self.event_faults: dict[str, EventFault] = {}
+        # What Google would have mailed, per sending mailbox: (kind, recipient, iCalUID).
+        self.sent_mail: dict[str, list[tuple[str, str, str]]] = {}
+        # Google Meet conferences asked for and not made yet (made before the next request).
+        self.pending_conferences: list[PendingConference] = []
         self.seq = 0
 
     # -- users and calendars -------------------------------------------------------------
@@ -197,6 +211,20 @@ class EmulatorState:
             return self.users[email.strip().lower()]
         except KeyError:
             raise KeyError(f"no emulated Google user {email!r}") from None
+
+    def find_calendar(self, calendar_id: str) -> Calendar | None:
+        """Any user's calendar by its id (an organizer's calendar, seen from a guest's copy)."""
+        wanted = calendar_id.strip().lower()
+        for user in self.users.values():
+            for calendar in user.calendars.values():
+                if calendar.id.lower() == wanted:
+                    return calendar
+        return None
+
+    def primary_calendar(self, email: str) -> Calendar | None:
+        """The primary calendar of an emulated user, None for anyone else (an outside address)."""
+        user = self.users.get(email.strip().lower())
+        return None if user is None else user.calendars[user.email]
 
     def calendar(self, email: str, calendar_id: str) -> Calendar:
         """The user's calendar by id ('primary' is the user's own); 404 for anyone else's."""

@@ -7,6 +7,8 @@ it with MICROSOFT_AUTHORITY = {https base}/common, MICROSOFT_GRAPH_BASE_URL = {h
 MICROSOFT_CA_BUNDLE = the test CA's PEM file. Tests drive the emulated Microsoft side through the
 Python methods below; the same controls are served as JSON under /_control/ and a demo page at /.
 
+Meetings between the emulated mailboxes (invitations, updates and cancellations, attendees' copies,
+RSVPs, Teams links) are in microsoft_meetings.py; what each mailbox mailed is `sent_invitations`.
 Semantics follow https://learn.microsoft.com/en-us/graph/api/resources/event and
 https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-auth-code-flow (PROVIDERS.md).
 """
@@ -23,6 +25,7 @@ from wsgiref.types import StartResponse, WSGIEnvironment
 
 from calendarsync.emulators.google_http import JsonDict, Request, Response
 from calendarsync.emulators.microsoft_events import (
+    clean_fields,
     delete_event,
     delete_occurrence,
     find_occurrence,
@@ -40,6 +43,7 @@ from calendarsync.emulators.microsoft_graph import (
     parse_batch,
 )
 from calendarsync.emulators.microsoft_identity import IdentityEndpoints
+from calendarsync.emulators.microsoft_meetings import RSVP_ACTIONS, receive_invitation, respond
 from calendarsync.emulators.microsoft_occurrences import update_occurrence
 from calendarsync.emulators.microsoft_pages import handle_control, handle_demo
 from calendarsync.emulators.microsoft_render import RenderOptions, render
@@ -399,9 +403,10 @@ class MicrosoftEmulator:
             calendar = self._user_calendar(email, calendar_id)
             occurrence = find_occurrence(calendar, event_id) if event_id not in calendar.events else None
             if occurrence is not None:
-                delete_occurrence(self.state, occurrence[0], event_id)
+                delete_occurrence(self.state, calendar, occurrence[0], event_id)
                 return
-            delete_event(self.state, self._user_event(email, event_id, calendar_id)[1])
+            calendar, stored = self._user_event(email, event_id, calendar_id)
+            delete_event(self.state, calendar, stored)
 
     def user_get_event(self, email: str, event_id: str, calendar_id: str | None = None) -> JsonDict | None:
         """The live event or occurrence as the user sees it (text body, extended properties), else None."""
@@ -446,6 +451,70 @@ class MicrosoftEmulator:
                     rendered["@removed"] = {"reason": "deleted"}
                 events.append(copy.deepcopy(rendered))
             return events
+
+    # -- meetings (microsoft_meetings.py) ------------------------------------------------------------
+
+    def sent_invitations(self, email: str) -> list[tuple[str, str, str]]:
+        """What the mailbox mailed about meetings it organizes, oldest first: (kind, recipient,
+        iCalUId), kind "invitation", "update" or "cancellation"."""
+        with self.state.lock:
+            mailbox = self.state.user(email).email
+            return [(m.kind, m.recipient, m.ical_uid) for m in self.state.sent_mail.get(mailbox, [])]
+
+    def sent_responses(self, email: str) -> list[tuple[str, str, str]]:
+        """The answers the mailbox's owner sent organizers, oldest first: (response, organizer,
+        iCalUId), response "accepted", "tentativelyAccepted" or "declined"."""
+        with self.state.lock:
+            mailbox = self.state.user(email).email
+            return [(m.kind, m.recipient, m.ical_uid) for m in self.state.sent_responses.get(mailbox, [])]
+
+    def clear_sent_mail(self) -> None:
+        """Forget the invitations, updates, cancellations and responses sent so far."""
+        with self.state.lock:
+            self.state.sent_mail.clear()
+            self.state.sent_responses.clear()
+
+    def user_respond(
+        self, email: str, event_id: str, action: str, *, send_response: bool = True, comment: str = ""
+    ) -> None:
+        """The user answers a meeting request in Outlook: ``action`` "accept", "tentativelyAccept"
+        or "decline", on their copy (any of their calendars); raises GraphError like Graph."""
+        if action not in RSVP_ACTIONS:
+            raise ValueError(f"unknown response {action!r}; expected one of {sorted(RSVP_ACTIONS)}")
+        with self.state.lock:
+            found = self.state.find_event(email, event_id)
+            if found is None or found[1].deleted:
+                raise KeyError(f"{email!r} has no event {event_id!r}")
+            body = {"sendResponse": send_response, "comment": comment}
+            respond(self.state, found[0], found[1], action, body)
+
+    def deliver_invitation(
+        self,
+        email: str,
+        ical_uid: str,
+        organizer: str,
+        body: dict[str, Any],
+        *,
+        organizer_name: str | None = None,
+    ) -> JsonDict:
+        """A meeting request from an organizer elsewhere lands in the user's default calendar (a
+        Graph event body: subject, start, end, attendees...); a copy already there is updated."""
+        with self.state.lock:
+            user = self.state.user(email)
+            fields = clean_fields(body)
+            name = organizer_name or organizer
+            stored = receive_invitation(self.state, user, ical_uid, (organizer, name), fields)
+            return render(stored, self.state.calendar(email, stored.calendar_id), USER_VIEW)
+
+    def user_event_by_uid(self, email: str, ical_uid: str) -> JsonDict | None:
+        """The user's event (organized or a copy) with that iCalUId in any of their calendars, as the
+        user sees it (a cancelled copy too: it has isCancelled), else None."""
+        with self.state.lock:
+            for calendar in self.state.user(email).calendars.values():
+                for stored in calendar.events.values():
+                    if not stored.deleted and stored.ical_uid == ical_uid:
+                        return render(stored, calendar, USER_VIEW)
+            return None
 
     def expire_sync_tokens(self, email: str | None = None) -> None:
         """Every delta token (and delta page) issued so far answers 410 syncStateNotFound from now on."""

@@ -22,6 +22,14 @@ from calendarsync.emulators.google_rrule import (
     Rule,
     expand,
 )
+from calendarsync.emulators.microsoft_meetings import (
+    CANCELLATION,
+    after_create,
+    after_delete,
+    after_occurrence_change,
+    after_update,
+    clean_online_meeting,
+)
 from calendarsync.emulators.microsoft_state import (
     Calendar,
     GraphError,
@@ -109,9 +117,11 @@ def _clean_when(value: Any, which: str) -> JsonDict:
     return {"dateTime": format_local(moment), "timeZone": zone_name}
 
 
-def _clean_attendees(value: Any) -> list[JsonDict]:
+def _clean_attendees(value: Any, current: list[JsonDict]) -> list[JsonDict]:
+    """The attendees written; those already invited keep their response (it is not writable)."""
     if not isinstance(value, list):
         raise _invalid("attendees must be a collection.", "RequestBodyRead")
+    responses = {str(a["emailAddress"]["address"]).lower(): a["status"] for a in current}
     cleaned = []
     for item in value:
         address = item.get("emailAddress") if isinstance(item, dict) else None
@@ -120,7 +130,11 @@ def _clean_attendees(value: Any) -> list[JsonDict]:
         cleaned.append(
             {
                 "type": _enum(item.get("type") or "required", ATTENDEE_TYPES, "attendeeType"),
-                "status": {"response": "none", "time": "0001-01-01T00:00:00Z"},
+                "status": copy.deepcopy(
+                    responses.get(
+                        str(address["address"]).lower(), {"response": "none", "time": "0001-01-01T00:00:00Z"}
+                    )
+                ),
                 "emailAddress": {
                     "name": str(address.get("name") or address["address"]),
                     "address": address["address"],
@@ -219,6 +233,8 @@ _DEFAULTS: JsonDict = {
     "attendees": [],
     "location": _clean_location(None),
     "recurrence": None,
+    "isOnlineMeeting": False,
+    "onlineMeetingProvider": "unknown",
 }
 
 
@@ -245,7 +261,7 @@ def clean_fields(body: JsonDict, existing: JsonDict | None = None) -> JsonDict:
     if "importance" in body:
         fields["importance"] = _enum(body["importance"], IMPORTANCES, "importance")
     if "attendees" in body:
-        fields["attendees"] = _clean_attendees(body["attendees"] or [])
+        fields["attendees"] = _clean_attendees(body["attendees"] or [], fields["attendees"])
     if "location" in body:
         fields["location"] = _clean_location(body["location"])
     if "categories" in body:
@@ -256,6 +272,7 @@ def clean_fields(body: JsonDict, existing: JsonDict | None = None) -> JsonDict:
         fields["reminderMinutesBeforeStart"] = body["reminderMinutesBeforeStart"]
     if "recurrence" in body:
         fields["recurrence"] = _clean_recurrence(body["recurrence"])
+    clean_online_meeting(body, fields)
     _check_timing(fields)
     return fields
 
@@ -389,6 +406,7 @@ def insert_event(
     calendar.events[stored.id] = stored
     if transaction_id is not None:
         state.transactions[(calendar.owner, transaction_id)] = (calendar.id, stored.id)
+    after_create(state, calendar, stored)
     return stored, True
 
 
@@ -409,7 +427,7 @@ def _repeated_transaction(
     if (
         not stored.deleted
         and calendar_id == calendar.id
-        and stored.fields == fields
+        and _without_responses(stored.fields) == _without_responses(fields)
         and stored.extended == extended
     ):
         return stored
@@ -419,6 +437,12 @@ def _repeated_transaction(
         "Your request can't be completed. The TransactionId specified in the request has already "
         "been used to create a different event.",
     )
+
+
+def _without_responses(fields: JsonDict) -> JsonDict:
+    """The fields as written (attendees' responses come later and are not part of a create)."""
+    attendees = [{k: v for k, v in a.items() if k != "status"} for a in fields["attendees"]]
+    return {**fields, "attendees": attendees}
 
 
 def live_event(calendar: Calendar, event_id: str) -> StoredEvent:
@@ -454,6 +478,10 @@ def update_event(
     transaction_id = body.get("transactionId")
     if transaction_id is not None and transaction_id != stored.transaction_id:
         raise _invalid("transactionId cannot be changed after the event was created.")
+    if stored.is_copy:
+        # Read-only on an attendee's copy (EWS documents IsOnlineMeeting so): silently kept.
+        body = {k: v for k, v in body.items() if k not in ("isOnlineMeeting", "onlineMeetingProvider")}
+    before = stored.fields
     fields = clean_fields(body, stored.fields)
     extended = clean_extended(body.get("singleValueExtendedProperties"), stored.extended)
     stored.fields, stored.extended = fields, extended
@@ -461,23 +489,28 @@ def update_event(
         # No longer a series: its occurrences' own changes and cancellations go with it.
         stored.changed_occurrences.clear()
         stored.cancelled_occurrences.clear()
-    stored.modified = now()
-    stored.seq = state.next_seq()
+    state.touch(stored)
+    after_update(state, calendar, stored, before)
     return stored
 
 
-def delete_event(state: MicrosoftState, stored: StoredEvent, if_match: str | None = None) -> None:
+def delete_event(
+    state: MicrosoftState, calendar: Calendar, stored: StoredEvent, if_match: str | None = None
+) -> None:
+    """Delete; a meeting the mailbox organizes is cancelled for its attendees."""
     check_if_match(stored, if_match)
     stored.deleted = True
-    stored.modified = now()
-    stored.seq = state.next_seq()
+    state.touch(stored)
+    after_delete(state, calendar, stored)
 
 
-def delete_occurrence(state: MicrosoftState, series: StoredEvent, occurrence: str) -> None:
+def delete_occurrence(
+    state: MicrosoftState, calendar: Calendar, series: StoredEvent, occurrence: str
+) -> None:
     series.cancelled_occurrences.add(occurrence)
     series.changed_occurrences.pop(occurrence, None)
-    series.modified = now()
-    series.seq = state.next_seq()
+    state.touch(series)
+    after_occurrence_change(state, calendar, series, CANCELLATION)
 
 
 def instant(value: dt.date) -> dt.datetime:

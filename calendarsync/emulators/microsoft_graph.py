@@ -25,6 +25,7 @@ from calendarsync.emulators.microsoft_events import (
     sort_key,
     update_event,
 )
+from calendarsync.emulators.microsoft_meetings import RSVP_ACTIONS, respond
 from calendarsync.emulators.microsoft_occurrences import update_occurrence
 from calendarsync.emulators.microsoft_render import RenderOptions, render, views_in_window
 from calendarsync.emulators.microsoft_state import (
@@ -42,6 +43,7 @@ from calendarsync.emulators.microsoft_state import (
 )
 
 MAX_BATCH_REQUESTS = 20
+RSVP_ENDPOINTS = frozenset(f"events.{action}" for action in RSVP_ACTIONS)
 DEFAULT_PAGE_SIZE = 10
 MAX_PAGE_SIZE = 1000
 READ_SCOPES = frozenset({CALENDARS_READ, CALENDARS_READWRITE})
@@ -76,6 +78,13 @@ def endpoint_name(method: str, segments: list[str]) -> str:
             return {"GET": "events.list", "POST": "events.create"}.get(method, "")
         case ["me", "calendars", _, "events", _] | ["me", "calendar", "events", _] | ["me", "events", _]:
             return {"GET": "events.get", "PATCH": "events.update", "DELETE": "events.delete"}.get(method, "")
+        case (
+            ["me", "calendars", _, "events", _, action]
+            | ["me", "calendar", "events", _, action]
+            | ["me", "events", _, action]
+        ) if method == "POST" and action in RSVP_ACTIONS:
+            # https://learn.microsoft.com/en-us/graph/api/event-accept (and tentativelyAccept, decline)
+            return f"events.{action}"
         case ["me", "calendars", _, "calendarView", "delta"] | ["me", "calendarView", "delta"] if (
             method == "GET"
         ):
@@ -169,7 +178,7 @@ def handle_graph_request(state: MicrosoftState, req: Request, name: str) -> Resp
                 "userPrincipalName": user.email,
             }
         )
-    writes = name in ("events.create", "events.update", "events.delete")
+    writes = name in ("events.create", "events.update", "events.delete") or name in RSVP_ENDPOINTS
     _require(grant, WRITE_SCOPES if writes else READ_SCOPES)
     if name == "calendars.list":
         items = [_calendar_resource(calendar) for calendar in user.calendars.values()]
@@ -186,7 +195,7 @@ def handle_graph_request(state: MicrosoftState, req: Request, name: str) -> Resp
         stored, _new = insert_event(state, calendar, req_json(req))
         body = render(stored, calendar, render_options(req, expand=req.arg("$expand")))
         return json_response(body, 201, [("ETag", stored.etag)])
-    event_id = segments[-1]
+    event_id = segments[-2] if name in RSVP_ENDPOINTS else segments[-1]
     if segments[1] == "events":  # /me/events/{id}: any of the user's calendars
         found = state.find_event(user.email, event_id)
         if found is not None:
@@ -243,9 +252,15 @@ def _event_call(
         if name != "events.get":
             # A refusal the operator injected for this one occurrence (e.g. 403 ErrorAccessDenied).
             state.take_event_fault(event_id)
+        if name in RSVP_ENDPOINTS:
+            raise GraphError(
+                400,
+                "ErrorInvalidRequest",
+                "The emulator takes responses to a whole meeting, not to one occurrence.",
+            )
         if name == "events.delete":
             check_if_match(series, req.header("if-match"))
-            delete_occurrence(state, series, event_id)
+            delete_occurrence(state, calendar, series, event_id)
             return empty_response(204)
         if name == "events.update":
             update_occurrence(state, calendar, series, found, req_json(req), req.header("if-match"))
@@ -258,8 +273,11 @@ def _event_call(
         body = _selected(render(stored, calendar, render_options(req, expand=req.arg("$expand"))), req)
         return json_response(body, headers=[("ETag", stored.etag)])
     if name == "events.delete":
-        delete_event(state, stored, req.header("if-match"))
+        delete_event(state, calendar, stored, req.header("if-match"))
         return empty_response(204)
+    if name in RSVP_ENDPOINTS:
+        respond(state, calendar, stored, name.partition(".")[2], req_json(req))
+        return empty_response(202)
     update_event(state, calendar, stored, req_json(req), req.header("if-match"))
     body = render(stored, calendar, render_options(req, expand=req.arg("$expand")))
     return json_response(body, headers=[("ETag", stored.etag)])

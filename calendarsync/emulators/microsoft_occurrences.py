@@ -30,13 +30,13 @@ from calendarsync.emulators.microsoft_events import (
     timing,
     zone,
 )
+from calendarsync.emulators.microsoft_meetings import MEETING_PROPERTIES, UPDATE, after_occurrence_change
 from calendarsync.emulators.microsoft_state import (
     Calendar,
     GraphError,
     MicrosoftState,
     OccurrenceChange,
     StoredEvent,
-    now,
 )
 
 # How far past an occurrence its next one is looked for (yearly series with long intervals aside).
@@ -124,5 +124,6 @@ def update_occurrence(
         change.overrides[name] = copy.deepcopy(fields[name])
     change.extended = clean_extended(body.get("singleValueExtendedProperties"), change.extended)
     series.changed_occurrences[key] = change
-    series.modified = now()
-    series.seq = state.next_seq()
+    state.touch(series)
+    if any(current.get(name) != fields.get(name) for name in MEETING_PROPERTIES):
+        after_occurrence_change(state, calendar, series, UPDATE)

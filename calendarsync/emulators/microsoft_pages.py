@@ -46,6 +46,8 @@ def handle_control(emulator: MicrosoftEmulator, req: Request) -> Response:
                 return json_response({"users": emulator.user_emails()})
             if name == "calendars":
                 return json_response({"value": emulator.user_calendars(req.arg("email") or "")})
+            if name in ("invitations", "responses"):
+                return json_response({"value": _sent(emulator, name, req.arg("email") or "")})
             return json_response({"error": f"unknown control endpoint {name!r}"}, 404)
         if req.method != "POST":
             return json_response({"error": "use POST"}, 405)
@@ -68,6 +70,19 @@ def _json(req: Request) -> JsonDict:
     return data
 
 
+def _sent(emulator: MicrosoftEmulator, name: str, email: str) -> list[JsonDict]:
+    """GET /_control/invitations and /_control/responses: what the mailbox sent, oldest first."""
+    if name == "invitations":
+        return [
+            {"kind": kind, "recipient": recipient, "iCalUId": uid}
+            for kind, recipient, uid in emulator.sent_invitations(email)
+        ]
+    return [
+        {"response": response, "organizer": organizer, "iCalUId": uid}
+        for response, organizer, uid in emulator.sent_responses(email)
+    ]
+
+
 def _control_post(emulator: MicrosoftEmulator, name: str, data: JsonDict) -> Any:
     calendar_id = data.get("calendar_id") or None
     if name == "users":
@@ -84,6 +99,24 @@ def _control_post(emulator: MicrosoftEmulator, name: str, data: JsonDict) -> Any
         return emulator.user_update_event(data["email"], data["event_id"], dict(data["changes"]), calendar_id)
     elif name == "events/delete":
         emulator.user_delete_event(data["email"], data["event_id"], calendar_id)
+    elif name == "events/respond":
+        emulator.user_respond(
+            data["email"],
+            data["event_id"],
+            str(data["action"]),
+            send_response=bool(data.get("send_response", True)),
+            comment=str(data.get("comment") or ""),
+        )
+    elif name == "invitations/deliver":
+        return emulator.deliver_invitation(
+            data["email"],
+            data["ical_uid"],
+            data["organizer"],
+            dict(data["body"]),
+            organizer_name=data.get("organizer_name"),
+        )
+    elif name == "sent_mail/clear":
+        emulator.clear_sent_mail()
     elif name == "expire_sync_tokens":
         emulator.expire_sync_tokens(data.get("email"))
     elif name == "expire_access_tokens":
@@ -209,6 +242,10 @@ def _calendar_section(emulator: MicrosoftEmulator, email: str, calendar_id: str,
                 event["sensitivity"] if event["sensitivity"] != "normal" else "",
                 "free" if event["showAs"] == "free" else "",
                 "series" if event["type"] == "seriesMaster" else "",
+                "Teams" if event["isOnlineMeeting"] else "",
+                "" if event["isOrganizer"] else f"invited by {event['organizer']['emailAddress']['address']}",
+                "" if event["isOrganizer"] else event["responseStatus"]["response"],
+                "cancelled" if event["isCancelled"] else "",
             )
             if flag
         )

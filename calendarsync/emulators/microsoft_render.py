@@ -22,6 +22,7 @@ from calendarsync.emulators.microsoft_events import (
     timing,
     zone,
 )
+from calendarsync.emulators.microsoft_meetings import online_meeting, organizer_of, response_status
 from calendarsync.emulators.microsoft_occurrences import occurrence_span, occurrence_view
 from calendarsync.emulators.microsoft_state import Calendar, StoredEvent, Window, format_graph_timestamp
 
@@ -103,16 +104,20 @@ def render(
         "importance": fields["importance"],
         "sensitivity": fields["sensitivity"],
         "isAllDay": fields["isAllDay"],
-        "isCancelled": False,
-        "isOrganizer": True,
+        "isCancelled": stored.cancelled,
+        "isOrganizer": not stored.is_copy,
         "responseRequested": True,
         "seriesMasterId": stored.id if occurrence is not None else None,
         "showAs": fields["showAs"],
         "type": kind,
         "webLink": f"https://outlook.office365.com/owa/?itemid={item_id}&exvsurl=1&path=/calendar/item",
-        "isOnlineMeeting": False,
+        "isOnlineMeeting": bool(fields.get("isOnlineMeeting")),
+        "onlineMeetingProvider": fields.get("onlineMeetingProvider") or "unknown",
+        "onlineMeeting": online_meeting(stored),
+        "onlineMeetingUrl": None,
+        "allowNewTimeProposals": True,
         "isDraft": False,
-        "responseStatus": {"response": "organizer", "time": "0001-01-01T00:00:00Z"},
+        "responseStatus": response_status(stored),
         "body": text,
         "start": _render_when(span.start, options),
         "end": _render_when(span.end, options),
@@ -120,7 +125,7 @@ def render(
         "locations": [copy.deepcopy(fields["location"])] if fields["location"]["displayName"] else [],
         "recurrence": copy.deepcopy(fields["recurrence"]) if occurrence is None else None,
         "attendees": copy.deepcopy(fields["attendees"]),
-        "organizer": {"emailAddress": {"name": calendar.owner, "address": calendar.owner}},
+        "organizer": organizer_of(calendar, stored),
     }
     if occurrence is not None:
         start = occurrence.start

@@ -173,6 +173,18 @@ class StoredEvent:
     # Occurrence id -> what that occurrence changed on its own (it shows as type "exception").
     changed_occurrences: dict[str, OccurrenceChange] = field(default_factory=dict)
     ical_uid: str = ""
+    # Meetings (microsoft_meetings.py). ``organizer_address`` is None on the organizer's own event
+    # (and on events without attendees); an attendee's copy holds the organizer's address and
+    # name, its owner's response ("notResponded", "accepted", "tentativelyAccepted"), the free/busy
+    # status the organizer intended, and whether the organizer cancelled the meeting.
+    organizer_address: str | None = None
+    organizer_name: str = ""
+    response: str = "organizer"
+    response_time: dt.datetime | None = None
+    intended_show_as: str = "busy"
+    cancelled: bool = False
+    # The Teams link, once the event became an online meeting (copies carry the organizer's).
+    join_url: str | None = None
 
     @property
     def change_key(self) -> str:
@@ -185,6 +197,21 @@ class StoredEvent:
     @property
     def recurring(self) -> bool:
         return bool(self.fields.get("recurrence"))
+
+    @property
+    def is_copy(self) -> bool:
+        """An attendee's copy of a meeting someone else organizes."""
+        return self.organizer_address is not None
+
+
+@dataclass(frozen=True)
+class SentMail:
+    """A message the mailbox sent: a meeting "invitation", "update" or "cancellation", or an
+    attendee's response ("accepted", "tentativelyAccepted", "declined") to the organizer."""
+
+    kind: str
+    recipient: str
+    ical_uid: str
 
 
 @dataclass
@@ -234,6 +261,11 @@ class DeltaPage:
     expired: bool = False
 
 
+def user_oid(email: str) -> str:
+    """The user's object id in the directory (stable for an address)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"calsync-emulator:{email.strip().lower()}"))
+
+
 def _stable_id(prefix: str, text: str) -> str:
     digest = hashlib.sha256(text.encode()).digest()
     return prefix + base64.urlsafe_b64encode(digest + digest[:12]).decode()
@@ -256,6 +288,10 @@ class MicrosoftState:
         self.transactions: dict[tuple[str, str], tuple[str, str]] = {}
         # Event (or occurrence) id -> the refusal its next write gets.
         self.event_faults: dict[str, EventFault] = {}
+        # Sending mailbox -> the meeting messages it sent, oldest first (invitations, updates,
+        # cancellations), and the responses its owner sent to organizers.
+        self.sent_mail: dict[str, list[SentMail]] = {}
+        self.sent_responses: dict[str, list[SentMail]] = {}
         self.seq = 0
 
     # -- users and calendars -------------------------------------------------------------
@@ -266,7 +302,7 @@ class MicrosoftState:
             raise ValueError(f"not an e-mail address: {email!r}")
         user = self.users.get(email)
         if user is None:
-            oid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"calsync-emulator:{email}"))
+            oid = user_oid(email)
             # Stable across emulator restarts, so a local app's chosen calendar survives one.
             calendar_id = _stable_id("AAMkAGCal", email)
             user = MicrosoftUser(
@@ -321,6 +357,11 @@ class MicrosoftState:
     def next_seq(self) -> int:
         self.seq += 1
         return self.seq
+
+    def touch(self, stored: StoredEvent) -> None:
+        """The event changed: a new changeKey and lastModifiedDateTime, and delta reports it again."""
+        stored.modified = now()
+        stored.seq = self.next_seq()
 
     def take_event_fault(self, event_id: str) -> None:
         """Raise the refusal waiting for a write to this event, if any (and use it up)."""

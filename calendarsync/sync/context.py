@@ -6,7 +6,7 @@ import datetime as dt
 import re
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -44,6 +44,8 @@ READ_ONLY_OCCURRENCE = (
 _TAG_PATTERN = re.compile(r"^calsync-u(?P<user>\d+)-a(?P<activity>\d+)$")
 # Progress reports during a run are written at most this often (a write per item would cost a query each).
 PROGRESS_INTERVAL_SECONDS = 1.0
+# O11: the CRM changes that mail a meeting's guests an update.
+NOTIFYING_FIELDS = frozenset({"time", "location", "attendees"})
 
 
 def recurrence_horizon() -> dt.timedelta:
@@ -200,6 +202,21 @@ class SyncContext:
     def excluded_emails(self) -> frozenset[str]:
         """The account's own addresses: the calendar lists them as organizer, never a guest."""
         return frozenset({self.account.email.lower(), self.owner.email.lower()})
+
+    @property
+    def guests_stay_in_crm(self) -> bool:
+        """O11 where the calendar mails guests whenever they are written (Graph): with
+        invitations off, a meeting's guests are never written to the calendar."""
+        return self.provider.always_notifies_guests and not self.preferences.send_invitations
+
+    def notifies_guests(self, fields: Collection[str]) -> bool:
+        """O11: a CRM change of time, place or guests mails the guests an update (if the user
+        wants invitations); any other write mails no one."""
+        return self.preferences.send_invitations and bool(NOTIFYING_FIELDS.intersection(fields))
+
+    def video_call(self, activity: Activity) -> bool:
+        """M4: the activity asks for a video call and the calendar can add one."""
+        return activity.video_call and self.provider.video_call_service is not None
 
     def outgoing_type_ids(self) -> set[int]:
         if self._outgoing_type_ids is None:

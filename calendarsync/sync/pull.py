@@ -17,7 +17,7 @@ from django.db.models import prefetch_related_objects
 
 from activities.models import Activity, SyncStatus
 from activities.tracking import engine_writes
-from calendarsync.models import EventLink, LinkOrigin, LinkState, PrivateEvents
+from calendarsync.models import EventLink, LinkOrigin, LinkRole, LinkState, PrivateEvents
 from calendarsync.providers.base import (
     AuthRevoked,
     Change,
@@ -28,7 +28,7 @@ from calendarsync.providers.base import (
     ProviderError,
     RemoteEvent,
 )
-from calendarsync.sync import pending_creates
+from calendarsync.sync import meetings, pending_creates
 from calendarsync.sync.context import (
     READ_ONLY_OCCURRENCE,
     Skip,
@@ -268,22 +268,21 @@ def _apply_change(
     if change.error is not None:
         raise ItemSkipped(f"unreadable event: {change.error}")
     if change.deleted:
-        if link is not None:
+        if link is not None and link.role == LinkRole.ATTENDEE:
+            meetings.leave(ctx, link)  # M2: only no longer attending
+        elif link is not None:
             _event_deleted(ctx, link)
         return
     event = change.event
     if event is None:
         raise ItemSkipped("the calendar listed a change without its event")
     if link is not None:
-        if made_private_and_not_synced(ctx, link, event):
-            leave_as_private(ctx, link)  # R15, O6
-            return
-        reconcile(ctx, link, event)
+        _linked_changed(ctx, link, event)
         return
     candidate = adoptable.get(event.external_id)
     if candidate is not None:
         activity, earlier = candidate
-        reconcile(ctx, _adopt(ctx, activity, event, earlier), event)
+        _linked_changed(ctx, _adopt(ctx, activity, event, earlier), event)
         return
     if event.external_id in ended:
         _take_over_deletion(ctx, ended[event.external_id], event)
@@ -292,7 +291,47 @@ def _apply_change(
     if parsed is not None and parsed[0] == ctx.owner.pk:
         _ours_but_activity_gone(ctx, event, parsed[1])
         return
+    if _copy_of_known_meeting(ctx, event):
+        return
     _import(ctx, event)
+
+
+def _linked_changed(ctx: SyncContext, link: EventLink, event: RemoteEvent) -> None:
+    if link.role == LinkRole.ATTENDEE:
+        promoted = meetings.attendee_changed(ctx, link, event)  # M2, M3
+        if promoted is not None:
+            reconcile(ctx, promoted, event)
+        return
+    if made_private_and_not_synced(ctx, link, event):
+        leave_as_private(ctx, link)  # R15, O6
+        return
+    if meetings.declined(event):
+        _event_deleted(ctx, link)  # M2: declining is leaving the meeting
+        return
+    reconcile(ctx, link, event)
+
+
+def _copy_of_known_meeting(ctx: SyncContext, event: RemoteEvent) -> bool:
+    """M1: a copy of a meeting the CRM already has as an activity makes no second one."""
+    uid = meetings.meeting_uid(event)
+    company_id = ctx.owner.company_id
+    if uid is None or company_id is None:
+        return False
+    activity = meetings.registered_activity(company_id, uid)
+    if activity is None:
+        return False
+    if EventLink.objects.filter(account=ctx.account, activity=activity).exists():
+        raise ItemSkipped("another event of this calendar already stands for this meeting")
+    prefetch_related_objects([activity], "participants", "type", "deal", "person", "organization")
+    if activity.owner_id == ctx.owner.pk:
+        reconcile(ctx, _adopt(ctx, activity, event, None), event)
+    elif event.is_organizer:
+        reconcile(ctx, meetings.take_over(ctx, activity, event), event)  # the organizer's copy
+    elif meetings.declined(event):
+        raise ItemSkipped("a meeting you declined")
+    else:
+        meetings.attach(ctx, activity, event)
+    return True
 
 
 # --------------------------------------------------------------------------- linked events
@@ -306,13 +345,15 @@ def _mode(ctx: SyncContext, link: EventLink) -> Mode:
     return Mode.BOTH
 
 
-def calendar_owned_fields(link: EventLink) -> tuple[str, ...]:
+def calendar_owned_fields(ctx: SyncContext, link: EventLink) -> tuple[str, ...]:
     """Fields that only flow calendar -> CRM for this link (R11).
 
     The privacy of an event the calendar made is the calendar's: the visibility of its activity
-    is a CRM setting (O5, O6) and is never written back as the event's privacy.
+    is a CRM setting (O5, O6) and is never written back as the event's privacy. Guests stay in
+    the CRM where writing them would mail them against the user's choice (O11).
     """
-    return ("private",) if link.origin == LinkOrigin.CALENDAR else ()
+    owned = ("private",) if link.origin == LinkOrigin.CALENDAR else ()
+    return (*owned, "attendees") if ctx.guests_stay_in_crm else owned
 
 
 def reconcile(ctx: SyncContext, link: EventLink, event: RemoteEvent, attempt: int = 0) -> None:
@@ -340,7 +381,7 @@ def reconcile(ctx: SyncContext, link: EventLink, event: RemoteEvent, attempt: in
         to_crm=ctx.to_crm_for(link.origin),
         crm_changed_at=crm_change_times(activity),
         cal_updated=event.updated,
-        never_to_calendar=calendar_owned_fields(link),
+        never_to_calendar=calendar_owned_fields(ctx, link),
     )
     written = event
     if outcome.write_to_calendar:
@@ -357,7 +398,12 @@ def reconcile(ctx: SyncContext, link: EventLink, event: RemoteEvent, attempt: in
             # https://developers.google.com/calendar/api/guides/version-resources (If-Match)
             # Only the fields the merge changed are written (R11).
             written = ctx.provider.update_event(
-                ctx.calendar_id, event.external_id, data, etag=event.etag, fields=outcome.write_to_calendar
+                ctx.calendar_id,
+                event.external_id,
+                data,
+                etag=event.etag,
+                fields=outcome.write_to_calendar,
+                notify=ctx.notifies_guests(outcome.write_to_calendar),
             )
         except Conflict:
             if attempt >= MAX_CONFLICT_RETRIES:
@@ -375,6 +421,7 @@ def reconcile(ctx: SyncContext, link: EventLink, event: RemoteEvent, attempt: in
         ctx.result.pulled.conflicts.extend(conflicts_as_dicts(event.external_id, outcome.conflicts))
     if leaving and is_past(cal_after, ctx.now, ctx.tz):
         stop_syncing_past(ctx, activity.pk, event.external_id)
+    meetings.refresh_facts(activity, written)  # M2, M4
 
 
 def store_reconciled(
@@ -446,9 +493,14 @@ def _adopt(ctx: SyncContext, activity: Activity, event: RemoteEvent, earlier: Ev
             remote_updated=event.updated,
             is_recurring_instance=event.is_recurring_instance,
             series_id=event.series_id or "",
+            role=earlier.role if earlier is not None else LinkRole.OWN,
+            ical_uid=event.ical_uid or "",
         )
         pending_creates.forget([activity.pk])
     link.activity = activity
+    uid = meetings.meeting_uid(event)
+    if earlier is None and uid is not None and activity.owner_id == ctx.owner.pk and ctx.owner.company_id:
+        meetings.claim(ctx.owner.company_id, uid, activity)  # M1: ours, made before a crash
     return link
 
 
@@ -489,6 +541,8 @@ def _event_deleted(ctx: SyncContext, link: EventLink) -> None:
         # user since stays theirs (R13).
         link.delete()
         return
+    if meetings.hand_over(ctx, link, activity):
+        return  # M2: a colleague still attends and takes the meeting over
     # R2, R15: an item that had left the window (the last state both sides agreed on is past) is
     # left alone. One moved into the past in the CRM after its event was deleted was still synced
     # when the deletion happened: the deletion goes through (R3), as a CRM deletion does (push).
@@ -540,6 +594,8 @@ def _import(ctx: SyncContext, event: RemoteEvent) -> None:
         raise ItemSkipped("beyond the recurrence horizon")
     if event.private and ctx.preferences.private_events == PrivateEvents.SKIP:
         raise ItemSkipped("private event (not synced)")
+    if meetings.declined(event):
+        raise ItemSkipped("a meeting you declined")
     incoming_type = ctx.preferences.incoming_type
     if incoming_type is None:
         raise ItemSkipped("no activity type chosen for calendar events")
@@ -563,8 +619,25 @@ def _import(ctx: SyncContext, event: RemoteEvent) -> None:
     translate = ctx.to_crm_for(LinkOrigin.CALENDAR)
     crm_values = {name: translate(name, cal_now[name]) for name in FIELD_NAMES}
     apply_fields(activity, crm_values, FIELD_NAMES, tz=ctx.tz, participants=[])
+    try:
+        _save_imported(ctx, activity, event, incoming_type, cal_now)
+    except meetings.MeetingTaken:
+        # M1: a colleague's sync made this meeting's activity a moment ago: attend it instead.
+        if not _copy_of_known_meeting(ctx, event):
+            raise ItemSkipped("the meeting's activity is being made by another sync") from None
+        return
+    meetings.refresh_facts(activity, event)
+    ctx.result.pulled.created += 1
+
+
+def _save_imported(
+    ctx: SyncContext, activity: Activity, event: RemoteEvent, incoming_type: Any, cal_now: Fields
+) -> None:
+    uid = meetings.meeting_uid(event)
     with transaction.atomic(), engine_writes():
         activity.save()
+        if uid is not None:
+            meetings.register(activity.company_id, uid, activity)
         EventLink.objects.create(
             account=ctx.account,
             activity=activity,
@@ -577,8 +650,8 @@ def _import(ctx: SyncContext, event: RemoteEvent) -> None:
             remote_updated=event.updated,
             is_recurring_instance=event.is_recurring_instance,
             series_id=event.series_id or "",
+            ical_uid=event.ical_uid or "",
         )
-    ctx.result.pulled.created += 1
 
 
 def item_error_reason(error: ProviderError) -> str:

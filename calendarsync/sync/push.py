@@ -12,15 +12,16 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.db import DatabaseError, transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet, prefetch_related_objects
 
 from activities.models import Activity, SyncStatus
-from calendarsync.models import EventLink, LinkOrigin, LinkState, SyncPreferences
+from calendarsync.models import EventLink, LinkOrigin, LinkRole, LinkState, SyncPreferences
 from calendarsync.providers.base import (
+    VIDEO_CALL,
     Attendee,
     AuthRevoked,
     Conflict,
@@ -30,7 +31,7 @@ from calendarsync.providers.base import (
     RemoteEvent,
     TransientError,
 )
-from calendarsync.sync import item_errors, pending_creates
+from calendarsync.sync import item_errors, meetings, pending_creates
 from calendarsync.sync.context import (
     Skip,
     SyncContext,
@@ -173,6 +174,8 @@ def _adopt_earlier_links(ctx: SyncContext, activities: list[Activity]) -> dict[i
                 remote_updated=link.remote_updated,
                 is_recurring_instance=link.is_recurring_instance,
                 series_id=link.series_id,
+                role=link.role,
+                ical_uid=link.ical_uid,
             )
         taken.add(link.external_id)
     return adopted
@@ -194,6 +197,12 @@ def _push_one(ctx: SyncContext, activity: Activity, link: EventLink | None) -> _
     if not ctx.type_selected(activity):
         raise ItemSkipped(type_not_sent_reason(activity))
     data = event_data(crm_now, tz=ctx.tz, tag=tag_for(activity), details=ctx.details_for(activity))
+    # O11: where writing guests always mails them, they stay in the CRM unless the user invites.
+    data = replace(
+        data,
+        attendees=() if ctx.guests_stay_in_crm else data.attendees,
+        video_call=ctx.video_call(activity),
+    )
     return _Create(activity, crm_now, data, replaces=link)
 
 
@@ -213,9 +222,12 @@ def _update_linked(ctx: SyncContext, activity: Activity, link: EventLink, crm_no
         agreed_cal,
         mode=Mode.BOTH,
         to_crm=ctx.to_crm_for(link.origin),
-        never_to_calendar=calendar_owned_fields(link),
+        never_to_calendar=calendar_owned_fields(ctx, link),
     )
-    if not outcome.write_to_calendar:
+    write = list(outcome.write_to_calendar)
+    if ctx.video_call(activity) and not activity.join_url and link.role == LinkRole.OWN:
+        write.append(VIDEO_CALL)  # M4: asked for on an event that has none yet
+    if not write:
         set_status({activity.pk: activity.sync_changed_at}, ctx.account, SyncStatus.SYNCED)
         return
     current_attendees: tuple[Attendee, ...] = ()
@@ -237,10 +249,16 @@ def _update_linked(ctx: SyncContext, activity: Activity, link: EventLink, crm_no
         current_attendees=current_attendees,
         excluded=ctx.excluded_emails,
     )
+    data = replace(data, video_call=VIDEO_CALL in write)
     try:
         # Only the fields the CRM changed are written (R11).
         written = ctx.provider.update_event(
-            ctx.calendar_id, link.external_id, data, etag=link.etag or None, fields=outcome.write_to_calendar
+            ctx.calendar_id,
+            link.external_id,
+            data,
+            etag=link.etag or None,
+            fields=write,
+            notify=ctx.notifies_guests(write),
         )
     except Conflict:
         # Edited in the calendar since the last run: merge both edits field by field (R10).
@@ -262,6 +280,7 @@ def record_update(
         link.snapshot = {"crm": dict(crm), "cal": dict(cal)}
         link.save(update_fields=["etag", "remote_updated", "snapshot", "updated_at"])
         set_status({activity.pk: activity.sync_changed_at}, ctx.account, SyncStatus.SYNCED)
+    meetings.refresh_facts(activity, written)  # M2, M4: answers and join link as written
 
 
 # --------------------------------------------------------------------------- creates
@@ -276,7 +295,9 @@ def _create_all(ctx: SyncContext, creates: list[_Create]) -> None:
         ctx.now,
     )
     # Batched: one round trip per batch of calls (Google: 50 per batch request).
-    results = ctx.provider.create_events(ctx.calendar_id, items)
+    # O11: a new CRM meeting invites its guests through the calendar; a repeat finds the event
+    # the first attempt made and mails nobody again.
+    results = ctx.provider.create_events(ctx.calendar_id, items, notify=ctx.preferences.send_invitations)
     # R13: an activity given away and back before its old event was deleted finds that event
     # under its first key; the event still goes, and the activity gets a new one.
     doomed = frozenset(
@@ -323,6 +344,17 @@ def _reconcile_found(ctx: SyncContext, activity: Activity, link: EventLink, even
         _fail(ctx, activity, exc)
 
 
+def _claim_meetings(ctx: SyncContext, made: list[tuple[Activity, RemoteEvent]]) -> None:
+    """M1: a new CRM meeting is its meeting's activity, before any guest's sync meets a copy;
+    its guests' answers and its video call's link are read from the answer (M2, M4)."""
+    company_id = ctx.owner.company_id
+    for activity, event in made:
+        meetings.refresh_facts(activity, event)
+        uid = meetings.meeting_uid(event)
+        if uid is not None and company_id is not None:
+            meetings.claim(company_id, uid, activity)
+
+
 def _agreed(ctx: SyncContext, crm: Fields, event: EventData) -> dict[str, Any]:
     return {"crm": dict(crm), "cal": calendar_fields(event, ctx.excluded_emails)}
 
@@ -356,7 +388,9 @@ def _create_after_deletion(
     for attempt in range(1, MAX_KEY_ATTEMPTS):
         key = idempotency_key(create.activity, ctx.account, attempt)
         try:
-            event = ctx.provider.create_event(ctx.calendar_id, create.data, idempotency_key=key)
+            event = ctx.provider.create_event(
+                ctx.calendar_id, create.data, idempotency_key=key, notify=ctx.preferences.send_invitations
+            )
         except Conflict:
             continue
         except ProviderError as exc:
@@ -397,6 +431,7 @@ def record_created(
                     activity_type_id=create.activity.type_id,
                     snapshot=_snapshot_of(ctx, create, event, earlier or {}),
                     remote_updated=event.updated,
+                    ical_uid=event.ical_uid or "",
                 )
                 for create, event in created
             ]
@@ -412,6 +447,9 @@ def record_created(
         )
         pending_creates.forget(ids)
     ctx.result.pushed.created += len(created)
+    _claim_meetings(
+        ctx, [(create.activity, event) for create, event in created if create.activity.pk in alive]
+    )
     return {link.activity_id: link for link in links if link.activity_id is not None}
 
 
@@ -454,7 +492,9 @@ def delete_pending(ctx: SyncContext) -> None:
             link.delete()  # R2: past items are left alone
             continue
         try:
-            ctx.provider.delete_event(link.calendar_external_id, link.external_id)
+            # O11: a CRM user's deletion cancels the meeting for its guests, if they want mail.
+            notify = link.notify_guests and ctx.preferences.send_invitations
+            ctx.provider.delete_event(link.calendar_external_id, link.external_id, notify=notify)
         except FATAL:
             raise
         except TransientError as exc:

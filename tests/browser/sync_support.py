@@ -31,10 +31,10 @@ class HeldProvider:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    def create_events(self, calendar_id: str, items: Any) -> Any:
+    def create_events(self, calendar_id: str, items: Any, **options: Any) -> Any:
         if not self.release.wait(timeout=60):
             raise TimeoutError("the test never released the sync")
-        return self.inner.create_events(calendar_id, items)
+        return self.inner.create_events(calendar_id, items, **options)
 
 
 @contextmanager

@@ -247,8 +247,8 @@ def test_o8_every_option_has_a_noscript_save_button_and_htmx_attributes(
     owner_client: Client, account: CalendarAccount
 ) -> None:
     html = owner_client.get(PAGE).content.decode()
-    assert html.count('<noscript><button type="submit" class="secondary">Save</button></noscript>') == 7
-    assert html.count('hx-trigger="change"') == 7
+    assert html.count('<noscript><button type="submit" class="secondary">Save</button></noscript>') == 8
+    assert html.count('hx-trigger="change"') == 8
     assert 'hx-target="#sync-options"' in html
 
 

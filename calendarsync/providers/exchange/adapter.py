@@ -16,6 +16,10 @@ How the protocol's promises are kept over EWS:
   CalendarView, so recurring events are synced as occurrences (R7).
 - Conflicts: UpdateItem sends the item's ChangeKey (our etag) with ConflictResolution
   NeverOverwrite; a stale one answers ErrorIrresolvableConflict -> ``Conflict``.
+- Meetings: Exchange mails attendees only when a request says so (``notify``: SendToAllAndSaveCopy,
+  otherwise SendToNone), so nothing is sent behind the caller's back. A copy the mailbox was
+  invited to names another organizer; once the organizer cancels it (IsCancelled) it counts as
+  deleted. This Exchange adds no online meetings (``video_call_service`` None).
 """
 
 from __future__ import annotations
@@ -75,6 +79,10 @@ class ExchangeProvider:
 
     # SyncFolderItems skips items created and deleted between two calls.
     reports_unlisted_deletions = False
+    # Exchange Server adds no Teams or Skype meeting to an item written over EWS.
+    video_call_service: str | None = None
+    # Exchange mails attendees only when the request asks it to (SendMeetingInvitations...).
+    always_notifies_guests = False
 
     def __init__(
         self,
@@ -118,7 +126,11 @@ class ExchangeProvider:
         [result] = self._calls.get_items([external_id])
         if isinstance(result, Exception):
             raise map_exchange_error(result, Operation.READ)
-        return parse_item(result)
+        event = parse_item(result, me=self._calls.email)
+        if event.is_cancelled:
+            # The organizer cancelled the meeting: the copy stays until removed, but it is over.
+            raise NotFound(f"The Exchange meeting {external_id!r} was cancelled by its organizer")
+        return event
 
     # ---------------------------------------------------------------- reading
 
@@ -167,19 +179,22 @@ class ExchangeProvider:
 
     # ---------------------------------------------------------------- creating
 
-    def create_event(self, calendar_id: str, event: EventData, *, idempotency_key: str) -> RemoteEvent:
+    def create_event(
+        self, calendar_id: str, event: EventData, *, idempotency_key: str, notify: bool = False
+    ) -> RemoteEvent:
         """Create once per key: a repeat (or a retry after a lost answer) adopts the first item.
 
         If that item was deleted in the calendar since (it sits in Deleted Items), raises
-        ``Conflict``: creating it again takes a new idempotency key.
+        ``Conflict``: creating it again takes a new idempotency key. ``notify``: the attendees get
+        invitations; an adopted item was made (and mailed, or not) by the first attempt.
         """
-        [result] = self.create_events(calendar_id, [(event, idempotency_key)])
+        [result] = self.create_events(calendar_id, [(event, idempotency_key)], notify=notify)
         if isinstance(result, ProviderError):
             raise result
         return result
 
     def create_events(
-        self, calendar_id: str, items: list[tuple[EventData, str]]
+        self, calendar_id: str, items: list[tuple[EventData, str]], *, notify: bool = False
     ) -> list[RemoteEvent | ProviderError]:
         """``create_event`` for many items: one FindItem and one CreateItem per BATCH_SIZE items."""
         results: list[RemoteEvent | ProviderError | None] = [None] * len(items)
@@ -192,11 +207,12 @@ class ExchangeProvider:
                 continue
             valid.append(index)
         for chunk in chunks(valid, BATCH_SIZE):
-            for index, outcome in self._create_chunk(calendar_id, [(i, *items[i]) for i in chunk]).items():
+            pending = [(i, *items[i]) for i in chunk]
+            for index, outcome in self._create_chunk(calendar_id, pending, notify).items():
                 results[index] = outcome
         return [r if r is not None else ProviderError("no result") for r in results]
 
-    def _create_chunk(self, calendar_id: str, chunk: Pending) -> Outcomes:
+    def _create_chunk(self, calendar_id: str, chunk: Pending, notify: bool) -> Outcomes:
         """Find, create what is missing, read back; transient failures retry the rest of the chunk.
 
         A retry finds again first, so an item whose CreateItem did land (answer lost, or a
@@ -208,7 +224,7 @@ class ExchangeProvider:
         while pending:
             attempt += 1
             try:
-                outcomes.update(self._create_attempt(calendar_id, pending))
+                outcomes.update(self._create_attempt(calendar_id, pending, notify))
             except EXCHANGE_FAILURES as exc:
                 error = map_exchange_error(exc, Operation.CREATE)
                 if isinstance(error, AuthRevoked | InsufficientPermissions):
@@ -217,7 +233,7 @@ class ExchangeProvider:
                     # exchangelib raises on the first refused item of a batch: find the culprit
                     # by creating the rest one by one (each finds first what did land).
                     for entry in pending:
-                        outcomes.update(self._create_chunk(calendar_id, [entry]))
+                        outcomes.update(self._create_chunk(calendar_id, [entry], notify))
                     return outcomes
                 if (
                     not isinstance(error, TransientError)
@@ -261,7 +277,8 @@ class ExchangeProvider:
                 live.setdefault(key, str(item.id))
         return live, deleted
 
-    def _create_attempt(self, calendar_id: str, pending: Pending) -> Outcomes:
+    def _create_attempt(self, calendar_id: str, pending: Pending, notify: bool) -> Outcomes:
+        """Create (and mail, when ``notify``) only the items no earlier attempt made."""
         live, deleted = self._existing(calendar_id, [key for _, _, key in pending])
         outcomes: Outcomes = {}
         to_create = [(i, event, key) for i, event, key in pending if key not in live and key not in deleted]
@@ -271,7 +288,7 @@ class ExchangeProvider:
         created_ids: dict[int, str] = {}
         if to_create:
             values = [item_fields(event, key=key) for _, event, key in to_create]
-            created = self._calls.create_items(calendar_id, values, chunk_size=BATCH_SIZE)
+            created = self._calls.create_items(calendar_id, values, chunk_size=BATCH_SIZE, notify=notify)
             for (index, _, _), result in zip(to_create, created, strict=True):
                 if isinstance(result, Exception):
                     outcomes[index] = map_exchange_error(result, Operation.CREATE)
@@ -287,7 +304,7 @@ class ExchangeProvider:
                 outcomes[index] = error
                 continue
             try:
-                outcomes[index] = parse_item(result)
+                outcomes[index] = parse_item(result, me=self._calls.email)
             except InvalidEvent as exc:
                 outcomes[index] = exc
         return outcomes
@@ -302,12 +319,16 @@ class ExchangeProvider:
         *,
         etag: str | None,
         fields: Collection[str] | None = None,
+        notify: bool = False,
     ) -> RemoteEvent:
-        # Only what changed: UpdateItem sets (SetItemField) just these properties (R11).
+        # Only what changed: UpdateItem sets (SetItemField) just these properties (R11). A video
+        # call is not among them (``video_call_service`` is None): nothing to write, nothing sent.
         values = item_fields(event, fields=fields)
+        if not values:
+            return self.get_event(calendar_id, external_id)
 
         def update() -> RemoteEvent:
-            result = self._calls.update_item(external_id, etag, values)
+            result = self._calls.update_item(external_id, etag, values, notify=notify)
             if isinstance(result, Exception):
                 raise result
             return self._fetch(external_id)
@@ -322,9 +343,11 @@ class ExchangeProvider:
                 return current
             raise
 
-    def delete_event(self, calendar_id: str, external_id: str, *, etag: str | None = None) -> None:
+    def delete_event(
+        self, calendar_id: str, external_id: str, *, etag: str | None = None, notify: bool = False
+    ) -> None:
         def delete() -> None:
-            result = self._calls.delete_item(external_id)
+            result = self._calls.delete_item(external_id, notify=notify)
             if isinstance(result, Exception):
                 raise result
 

@@ -94,7 +94,10 @@ def incremental_listing(
 def read_changes(
     calls: EwsCalls, item_ids: list[str], masters: Mapping[str, str]
 ) -> tuple[list[Change], dict[str, list[str]]]:
-    """GetItem for the ids -> one upserted Change each (skipped ones say why), and series -> occurrences."""
+    """GetItem for the ids -> one upserted Change each (skipped ones say why), and series -> occurrences.
+
+    A meeting copy its organizer cancelled (IsCancelled) is a deletion, its event attached.
+    """
     changes: list[Change] = []
     series: dict[str, list[str]] = {}
     for item_id, result in zip(item_ids, calls.get_items(item_ids), strict=True):
@@ -107,10 +110,13 @@ def read_changes(
             changes.append(Change(external_id=item_id, event=None, error=error.message))
             continue
         try:
-            event = parse_item(result, series_ids=dict(masters))
+            event = parse_item(result, series_ids=dict(masters), me=calls.email)
         except InvalidEvent as exc:
             logger.warning("Skipping an unreadable Exchange item %s: %s", item_id, exc.message)
             changes.append(Change(external_id=item_id, event=None, error=exc.message))
+            continue
+        if event.is_cancelled:
+            changes.append(Change(external_id=event.external_id, event=event, deleted=True))
             continue
         if event.is_recurring_instance and event.series_id:
             series.setdefault(event.series_id, []).append(event.external_id)

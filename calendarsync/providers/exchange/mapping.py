@@ -23,7 +23,11 @@ from exchangelib.properties import Attendee as EwsAttendee
 from exchangelib.properties import Body, HTMLBody, Mailbox
 
 from calendarsync.providers.base import (
+    ACCEPTED,
+    DECLINED,
+    NEEDS_ACTION,
     TAG,
+    TENTATIVE,
     Attendee,
     CursorExpired,
     EventData,
@@ -56,6 +60,12 @@ READ_FIELDS = (
     "uid",
     "_start_timezone",
     "_end_timezone",
+    # Meetings: https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/organizer
+    # https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/myresponsetype
+    # https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/iscancelled
+    "organizer",
+    "my_response_type",
+    "is_cancelled",
     TAG_FIELD,
 )
 WRITE_FIELDS = (
@@ -72,6 +82,8 @@ WRITE_FIELDS = (
     TAG_FIELD,
 )
 _RESPONSES = {"Accept": "accepted", "Decline": "declined", "Tentative": "tentative", "Organizer": "accepted"}
+# MyResponseType of an invitee's copy -> base.RESPONSES (NoResponseReceived, Unknown: not answered).
+_MY_RESPONSES = {"Accept": ACCEPTED, "Decline": DECLINED, "Tentative": TENTATIVE}
 
 
 def _aware(value: Any, what: str) -> dt.datetime:
@@ -124,10 +136,38 @@ def _attendees(item: Any) -> tuple[Attendee, ...]:
     return tuple(found)
 
 
-def parse_item(item: Any, *, series_ids: dict[str, str] | None = None) -> RemoteEvent:
+@dataclass(frozen=True)
+class MeetingRole:
+    """Who organizes an item, as this mailbox (``me``) sees it, and its own answer when invited."""
+
+    organizer: str | None
+    is_organizer: bool
+    my_response: str | None
+
+    @classmethod
+    def of(cls, item: Any, me: str) -> MeetingRole:
+        mailbox = getattr(item, "organizer", None)
+        address = str(getattr(mailbox, "email_address", None) or "").strip()
+        # Exchange may name an internal organizer by an X.500 address (routing type EX): no e-mail.
+        organizer = address if "@" in address else None
+        response = str(getattr(item, "my_response_type", None) or "")
+        # MyResponseType "Organizer" marks one's own items even when the organizer's address is an
+        # alias or an X.500 one; an item without an organizer is one's own appointment.
+        mine = not address or response == "Organizer" or (bool(me) and address.lower() == me.strip().lower())
+        return cls(
+            organizer=organizer,
+            is_organizer=mine,
+            my_response=None if mine else _MY_RESPONSES.get(response, NEEDS_ACTION),
+        )
+
+
+def parse_item(item: Any, *, series_ids: dict[str, str] | None = None, me: str = "") -> RemoteEvent:
     """A CalendarItem from GetItem -> RemoteEvent; raises InvalidEvent if it cannot be understood.
 
     ``series_ids`` maps a series' UID to its master's id: occurrences carry the master's UID.
+    ``me``: the mailbox's address, to tell its own meetings from the copies it was invited to. A
+    copy the organizer cancelled (IsCancelled) comes back with ``is_cancelled`` set: for the
+    engine that copy is gone.
     """
     if not getattr(item, "id", None):
         raise InvalidEvent("item has no id")
@@ -142,6 +182,7 @@ def parse_item(item: Any, *, series_ids: dict[str, str] | None = None) -> Remote
         times = {"start_date": first, "end_date": max(last, first) + dt.timedelta(days=1)}
     else:
         times = {"start": _aware(item.start, "start"), "end": _aware(item.end, "end")}
+    role = MeetingRole.of(item, me)
     event = RemoteEvent(
         external_id=str(item.id),
         etag=str(item.changekey) if item.changekey else None,
@@ -151,11 +192,17 @@ def parse_item(item: Any, *, series_ids: dict[str, str] | None = None) -> Remote
         attendees=_attendees(item),
         busy=str(item.legacy_free_busy_status or "Busy") != "Free",
         private=str(item.sensitivity or "Normal") in ("Private", "Confidential"),
-        tag=getattr(item, TAG_FIELD, None) or None,
+        # Our tag marks the items we made in this calendar; a copy of someone else's meeting is
+        # never one of them, whatever properties the organizer's item carried along.
+        tag=(getattr(item, TAG_FIELD, None) or None) if role.is_organizer else None,
         updated=_modified(item.last_modified_time),
         is_recurring_instance=instance,
         series_id=series_id or (uid if instance else None),
         ical_uid=uid,
+        organizer=role.organizer,
+        is_organizer=role.is_organizer,
+        my_response=role.my_response,
+        is_cancelled=bool(getattr(item, "is_cancelled", False)),
         **times,
     )
     event.validate()

@@ -19,6 +19,7 @@ from exchangelib.items import (
     MOVE_TO_DELETED_ITEMS,
     NEVER_OVERWRITE,
     SAVE_ONLY,
+    SEND_TO_ALL_AND_SAVE_COPY,
     SEND_TO_NONE,
     CalendarItem,
 )
@@ -55,6 +56,11 @@ def ews_moment(moment: dt.datetime) -> Any:
     return EWSDateTime(utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, tzinfo=UTC)
 
 
+def send_mode(notify: bool) -> str:
+    """The send attribute of CreateItem, UpdateItem and DeleteItem: mail the attendees, or nobody."""
+    return str(SEND_TO_ALL_AND_SAVE_COPY if notify else SEND_TO_NONE)
+
+
 def _raise_errors(results: list[Any]) -> list[Any]:
     for result in results:
         if isinstance(result, Exception):
@@ -69,6 +75,11 @@ class EwsCalls:
         self.client = client
         self.account = client.account
         self._deleted_items_id: str | None = None
+
+    @property
+    def email(self) -> str:
+        """The mailbox's address (its own meetings name it as organizer)."""
+        return self.client.login.email
 
     def default_calendar(self) -> Any:
         # https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/getfolder-operation
@@ -169,43 +180,59 @@ class EwsCalls:
             if service.includes_last_item_in_range:
                 return changes, state
 
-    def create_items(self, calendar_id: str, items: list[dict[str, Any]], chunk_size: int) -> list[Any]:
-        """CreateItem in the calendar, ``chunk_size`` items per request: created ids or per-item errors."""
+    def create_items(
+        self, calendar_id: str, items: list[dict[str, Any]], chunk_size: int, *, notify: bool
+    ) -> list[Any]:
+        """CreateItem in the calendar, ``chunk_size`` items per request: created ids or per-item errors.
+
+        ``notify``: Exchange mails an invitation to each attendee (SendToAllAndSaveCopy); otherwise
+        none, and the meeting stays out of the attendees' calendars (SendToNone).
+        """
         calendar = self.client.calendar_folder(calendar_id)
         new_items = [CalendarItem(account=self.account, folder=calendar, **values) for values in items]
         # https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/createitem-operation
+        # SendMeetingInvitations: https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/createitem
         service = CreateItem(account=self.account, chunk_size=chunk_size)
         created = service.call(
             items=new_items,
             folder=calendar,
             message_disposition=SAVE_ONLY,
-            send_meeting_invitations=SEND_TO_NONE,  # the CRM does not send invitations
+            send_meeting_invitations=send_mode(notify),
         )
         return list(created)
 
-    def update_item(self, external_id: str, etag: str | None, values: dict[str, Any]) -> Any:
-        """UpdateItem of our fields: the new id and ChangeKey, or the item's error."""
+    def update_item(self, external_id: str, etag: str | None, values: dict[str, Any], *, notify: bool) -> Any:
+        """UpdateItem of our fields: the new id and ChangeKey, or the item's error.
+
+        ``notify``: Exchange mails the attendees (SendToAllAndSaveCopy: invitations to added ones,
+        cancellations to removed ones, an update to the rest); otherwise nobody (SendToNone).
+        """
         item = CalendarItem(account=self.account, id=external_id, changekey=etag, **values)
         # https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/updateitem-operation
+        # SendMeetingInvitationsOrCancellations: https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/updateitem
         # With our ChangeKey and NeverOverwrite, a stale key answers ErrorIrresolvableConflict.
         service = UpdateItem(account=self.account)
         [result] = service.call(
             items=[(item, [name for name in WRITE_FIELDS if name in values])],
             conflict_resolution=NEVER_OVERWRITE if etag else ALWAYS_OVERWRITE,
             message_disposition=SAVE_ONLY,
-            send_meeting_invitations_or_cancellations=SEND_TO_NONE,
+            send_meeting_invitations_or_cancellations=send_mode(notify),
             suppress_read_receipts=True,
         )
         return result
 
-    def delete_item(self, external_id: str) -> Any:
-        """DeleteItem as MoveToDeletedItems (restorable, as a delete in Outlook): True or the item's error."""
+    def delete_item(self, external_id: str, *, notify: bool) -> Any:
+        """DeleteItem as MoveToDeletedItems (restorable, as a delete in Outlook): True or the item's error.
+
+        ``notify``: Exchange mails each attendee a cancellation (SendToAllAndSaveCopy); otherwise none.
+        """
         # https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/deleteitem-operation
+        # SendMeetingCancellations: https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/deleteitem
         service = DeleteItem(account=self.account)
         [result] = service.call(
             items=[ItemId(id=external_id)],
             delete_type=MOVE_TO_DELETED_ITEMS,
-            send_meeting_cancellations=SEND_TO_NONE,
+            send_meeting_cancellations=send_mode(notify),
             affected_task_occurrences=ALL_OCCURRENCES,
             suppress_read_receipts=True,
         )

@@ -15,6 +15,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from calendarsync.providers.base import (
+    VIDEO_CALL,
     AuthRevoked,
     Change,
     ChangePage,
@@ -26,17 +27,20 @@ from calendarsync.providers.base import (
     RemoteCalendarInfo,
     RemoteEvent,
     TransientError,
+    fields_to_write,
     same_content,
 )
 from calendarsync.providers.google.client import GoogleClient, TokenCallback
 from calendarsync.providers.google.errors import GOOGLE_FAILURES, AlreadyExists, Operation, map_google_error
 from calendarsync.providers.google.mapping import (
     TAG_PROPERTY,
+    conference_request,
     event_body,
     event_id_for_key,
     parse_calendar,
     parse_event,
     rfc3339,
+    video_request_id,
 )
 from calendarsync.providers.retry import MAX_ATTEMPTS, call_with_retries, chunks, retry_delay, waits_inline
 
@@ -55,6 +59,28 @@ BATCH_SIZE = 50
 PAGE_SIZE = 2500
 
 
+def send_updates(notify: bool) -> str:
+    """The ``sendUpdates`` parameter of a write: Google mails the guests, or nobody.
+
+    https://developers.google.com/calendar/api/v3/reference/events/insert (sendUpdates: "all",
+    "externalOnly" or "none"); sent explicitly either way rather than relying on the default.
+    """
+    return "all" if notify else "none"
+
+
+def insert_request(event: EventData, idempotency_key: str, *, notify: bool) -> dict[str, Any]:
+    """The events.insert parameters for one create: idempotent id, mail, a Meet request if wanted.
+
+    The conference ``requestId`` derives from the key, so a retried insert asks for the same one.
+    """
+    body = {**event_body(event), "id": event_id_for_key(idempotency_key)}
+    params: dict[str, Any] = {"body": body, "sendUpdates": send_updates(notify)}
+    if event.video_call:
+        body["conferenceData"] = conference_request(video_request_id(f"create:{idempotency_key}"))
+        params["conferenceDataVersion"] = 1
+    return params
+
+
 def _deleted_since(event_id: str) -> Conflict:
     return Conflict(
         f"Google event {event_id} was created earlier and deleted since; "
@@ -70,6 +96,10 @@ class GoogleProvider:
 
     # a syncToken listing returns every event deleted since, as status "cancelled".
     reports_unlisted_deletions = True
+    # conferenceData.createRequest with conferenceSolutionKey "hangoutsMeet".
+    video_call_service: str | None = "Google Meet"
+    # Google mails guests only when a write says sendUpdates=all (or externalOnly).
+    always_notifies_guests = False
 
     def __init__(self, client: GoogleClient, *, sleep: Callable[[float], None] = time.sleep) -> None:
         self._client = client
@@ -153,7 +183,7 @@ class GoogleProvider:
         raw = self._run(
             lambda: self._client.events.get(calendarId=calendar_id, eventId=external_id), Operation.READ
         )
-        return parse_event(raw)
+        return parse_event(raw, calendar_id)
 
     # ---------------------------------------------------------------- protocol
 
@@ -205,7 +235,7 @@ class GoogleProvider:
                 partial(self._client.events.list, **params, pageToken=page_token), Operation.CHANGES
             )
             for item in page.get("items", []):
-                change = self._change_from_item(item)
+                change = self._change_from_item(item, calendar_id)
                 if change.error is not None and not change.external_id:
                     skipped.append(change)
                     continue
@@ -223,9 +253,9 @@ class GoogleProvider:
             )
 
     @staticmethod
-    def _change_from_item(item: object) -> Change:
+    def _change_from_item(item: object, calendar_id: str) -> Change:
         try:
-            event = parse_event(item)
+            event = parse_event(item, calendar_id)
         except InvalidEvent as exc:
             raw_id = item.get("id") if isinstance(item, Mapping) else None
             external_id = raw_id if isinstance(raw_id, str) else ""
@@ -235,26 +265,31 @@ class GoogleProvider:
             return Change(external_id=external_id, event=None, error=exc.message)
         return Change(external_id=event.external_id, event=event, deleted=event.is_cancelled)
 
-    def create_event(self, calendar_id: str, event: EventData, *, idempotency_key: str) -> RemoteEvent:
+    def create_event(
+        self, calendar_id: str, event: EventData, *, idempotency_key: str, notify: bool = False
+    ) -> RemoteEvent:
         """Insert with an id derived from the key; a repeat adopts the event the first call made.
 
         If that event was deleted in the calendar since, raises ``Conflict``: Google keeps
-        deleted ids reserved, so creating it again needs a new idempotency key.
+        deleted ids reserved, so creating it again needs a new idempotency key. A repeat that
+        adopts the event sends no mail: only the insert that made it could.
         """
-        event_id = event_id_for_key(idempotency_key)
-        body = {**event_body(event), "id": event_id}
+        params = insert_request(event, idempotency_key, notify=notify)
+        event_id = str(params["body"]["id"])
         try:
             # https://developers.google.com/calendar/api/v3/reference/events/insert
-            # A client-chosen id makes the insert idempotent: a repeat answers 409.
+            # A client-chosen id makes the insert idempotent: a repeat answers 409. sendUpdates
+            # says whether Google mails the invitations; conferenceDataVersion=1 lets
+            # conferenceData.createRequest ask for a Meet conference.
             raw = self._run(
-                lambda: self._client.events.insert(calendarId=calendar_id, body=body), Operation.CREATE
+                lambda: self._client.events.insert(calendarId=calendar_id, **params), Operation.CREATE
             )
         except AlreadyExists:
             try:
                 return self._adopt(self._fetch(calendar_id, event_id))
             except NotFound as exc:
                 raise _deleted_since(event_id) from exc
-        return parse_event(raw)
+        return parse_event(raw, calendar_id)
 
     @staticmethod
     def _adopt(existing: RemoteEvent) -> RemoteEvent:
@@ -263,20 +298,21 @@ class GoogleProvider:
         return existing
 
     def create_events(
-        self, calendar_id: str, items: list[tuple[EventData, str]]
+        self, calendar_id: str, items: list[tuple[EventData, str]], *, notify: bool = False
     ) -> list[RemoteEvent | ProviderError]:
         """``create_event`` for many items through batch requests of BATCH_SIZE calls each."""
         results: list[RemoteEvent | ProviderError | None] = [None] * len(items)
         inserts: list[tuple[int, Callable[[], Any]]] = []
         for index, (event, key) in enumerate(items):
             try:
-                body = {**event_body(event), "id": event_id_for_key(key)}
+                params = insert_request(event, key, notify=notify)
             except InvalidEvent as exc:
                 results[index] = exc
                 continue
             # https://developers.google.com/calendar/api/guides/batch
-            # https://developers.google.com/calendar/api/v3/reference/events/insert
-            inserts.append((index, partial(self._client.events.insert, calendarId=calendar_id, body=body)))
+            # https://developers.google.com/calendar/api/v3/reference/events/insert (sendUpdates,
+            # conferenceDataVersion: as in create_event)
+            inserts.append((index, partial(self._client.events.insert, calendarId=calendar_id, **params)))
 
         adopt: list[tuple[int, Callable[[], Any]]] = []
         for index, outcome in self._run_batch(inserts, Operation.CREATE).items():
@@ -287,20 +323,20 @@ class GoogleProvider:
                     (index, partial(self._client.events.get, calendarId=calendar_id, eventId=event_id))
                 )
             else:
-                results[index] = self._event_or_error(outcome)
+                results[index] = self._event_or_error(outcome, calendar_id)
         for index, outcome in self._run_batch(adopt, Operation.READ).items():
-            adopted = self._event_or_error(outcome)
+            adopted = self._event_or_error(outcome, calendar_id)
             if isinstance(adopted, NotFound) or (isinstance(adopted, RemoteEvent) and adopted.is_cancelled):
                 adopted = _deleted_since(event_id_for_key(items[index][1]))
             results[index] = adopted
         return [r if r is not None else ProviderError("no result") for r in results]
 
     @staticmethod
-    def _event_or_error(outcome: Any) -> RemoteEvent | ProviderError:
+    def _event_or_error(outcome: Any, calendar_id: str) -> RemoteEvent | ProviderError:
         if isinstance(outcome, ProviderError):
             return outcome
         try:
-            return parse_event(outcome)
+            return parse_event(outcome, calendar_id)
         except InvalidEvent as exc:
             return exc
 
@@ -312,15 +348,22 @@ class GoogleProvider:
         *,
         etag: str | None,
         fields: Collection[str] | None = None,
+        notify: bool = False,
     ) -> RemoteEvent:
         # Only what changed: a PATCH leaves every other property as the calendar has it (R11).
         body = event_body(event, for_patch=True, fields=fields)
+        params: dict[str, Any] = {"body": body, "sendUpdates": send_updates(notify)}
+        if self._wants_conference(calendar_id, external_id, event, fields):
+            body["conferenceData"] = conference_request(video_request_id(f"event:{external_id}"))
+            params["conferenceDataVersion"] = 1
 
         def make_request() -> Any:
             # https://developers.google.com/calendar/api/v3/reference/events/patch
             # If-Match makes the write conditional: a stale etag answers 412.
             # https://developers.google.com/calendar/api/guides/version-resources
-            request = self._client.events.patch(calendarId=calendar_id, eventId=external_id, body=body)
+            # sendUpdates: whether Google mails the guests the change; conferenceDataVersion=1
+            # lets conferenceData.createRequest add a Meet conference.
+            request = self._client.events.patch(calendarId=calendar_id, eventId=external_id, **params)
             if etag:
                 request.headers["If-Match"] = etag
             return request
@@ -334,12 +377,32 @@ class GoogleProvider:
             if not current.is_cancelled and same_content(current, event, fields):
                 return current
             raise
-        return parse_event(raw)
+        return parse_event(raw, calendar_id)
 
-    def delete_event(self, calendar_id: str, external_id: str, *, etag: str | None = None) -> None:
+    def _wants_conference(
+        self, calendar_id: str, external_id: str, event: EventData, fields: Collection[str] | None
+    ) -> bool:
+        """Ask for Meet on update only when the event has no conference yet (never a second one)."""
+        if not event.video_call or VIDEO_CALL not in fields_to_write(fields):
+            return False
+        if (
+            isinstance(event, RemoteEvent)
+            and event.external_id == external_id
+            and (event.join_url or event.video_call_pending)
+        ):
+            return False
+        current = self._fetch(calendar_id, external_id)
+        return not (current.join_url or current.video_call_pending)
+
+    def delete_event(
+        self, calendar_id: str, external_id: str, *, etag: str | None = None, notify: bool = False
+    ) -> None:
         def make_request() -> Any:
             # https://developers.google.com/calendar/api/v3/reference/events/delete
-            request = self._client.events.delete(calendarId=calendar_id, eventId=external_id)
+            # sendUpdates: whether Google mails the guests a cancellation.
+            request = self._client.events.delete(
+                calendarId=calendar_id, eventId=external_id, sendUpdates=send_updates(notify)
+            )
             if etag:
                 request.headers["If-Match"] = etag
             return request
@@ -370,7 +433,7 @@ class GoogleProvider:
         )
         for item in page.get("items", []):
             try:
-                event = parse_event(item)
+                event = parse_event(item, calendar_id)
             except InvalidEvent:
                 continue
             if not event.is_cancelled and event.tag == tag:

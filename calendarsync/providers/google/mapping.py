@@ -14,6 +14,8 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from calendarsync.providers.base import (
+    NEEDS_ACTION,
+    RESPONSES,
     TAG,
     Attendee,
     EventData,
@@ -27,12 +29,28 @@ from calendarsync.providers.base import (
 TAG_PROPERTY = "calsync_activity_id"
 EVENT_ID_PREFIX = "cs"
 WRITABLE_ROLES = frozenset({"owner", "writer"})
+# conferenceData.createRequest.conferenceSolutionKey.type of Google Meet.
+MEET_SOLUTION = "hangoutsMeet"
 
 
 def event_id_for_key(idempotency_key: str) -> str:
     """A Google event id derived from our key: base32hex (a-v, 0-9), same key -> same id."""
     digest = hashlib.sha256(idempotency_key.encode()).digest()
     return EVENT_ID_PREFIX + base64.b32hexencode(digest).decode().rstrip("=").lower()
+
+
+def video_request_id(seed: str) -> str:
+    """A conference create ``requestId`` derived from ``seed``: asking again with the same seed
+    names the same request, which Google ignores (no second conference)."""
+    return "calsync-" + hashlib.sha256(seed.encode()).hexdigest()[:32]
+
+
+def conference_request(request_id: str) -> dict[str, Any]:
+    """``conferenceData`` asking Google for a Meet conference (sent with conferenceDataVersion=1).
+
+    https://developers.google.com/calendar/api/v3/reference/events (conferenceData.createRequest)
+    """
+    return {"createRequest": {"requestId": request_id, "conferenceSolutionKey": {"type": MEET_SOLUTION}}}
 
 
 def rfc3339(moment: datetime) -> str:
@@ -97,12 +115,77 @@ def _parse_attendees(raw: object) -> tuple[Attendee, ...]:
             Attendee(
                 email=email,
                 name=str(entry.get("displayName") or ""),
-                response=str(entry.get("responseStatus") or "needsAction"),
+                response=_response(entry.get("responseStatus")),
                 optional=bool(entry.get("optional", False)),
                 raw=dict(entry),
             )
         )
     return tuple(attendees)
+
+
+def _response(raw: object) -> str:
+    """Google's responseStatus values are the provider-neutral ones; anything else: no answer."""
+    return raw if isinstance(raw, str) and raw in RESPONSES else NEEDS_ACTION
+
+
+def _organizer(raw: Mapping[str, Any], calendar_id: str | None) -> tuple[str | None, bool]:
+    """The organizer's address, and whether this calendar organizes the event.
+
+    Google marks the organizer ``self`` in the organizer's own calendar; an event without an
+    organizer is this calendar's own.
+    """
+    organizer = raw.get("organizer")
+    if not isinstance(organizer, Mapping):
+        return None, True
+    email = organizer.get("email")
+    address = email if isinstance(email, str) and email else None
+    mine = organizer.get("self") is True or (
+        address is not None and calendar_id is not None and address.lower() == calendar_id.lower()
+    )
+    return address, mine
+
+
+def _my_response(raw: Mapping[str, Any]) -> str | None:
+    """This calendar owner's answer: the attendee entry Google marks ``self``."""
+    for entry in raw.get("attendees") or ():
+        if isinstance(entry, Mapping) and entry.get("self") is True:
+            return _response(entry.get("responseStatus"))
+    return None
+
+
+def _conference(raw: Mapping[str, Any]) -> Mapping[str, Any]:
+    data = raw.get("conferenceData")
+    return data if isinstance(data, Mapping) else {}
+
+
+def _join_url(raw: Mapping[str, Any]) -> str | None:
+    """``hangoutLink`` (Meet), else the conference's video entry point."""
+    link = raw.get("hangoutLink")
+    if isinstance(link, str) and link:
+        return link
+    for entry in _conference(raw).get("entryPoints") or ():
+        if isinstance(entry, Mapping) and entry.get("entryPointType") == "video":
+            uri = entry.get("uri")
+            if isinstance(uri, str) and uri:
+                return uri
+    return None
+
+
+def _video_call_pending(raw: Mapping[str, Any]) -> bool:
+    create = _conference(raw).get("createRequest")
+    status = create.get("status") if isinstance(create, Mapping) else None
+    return isinstance(status, Mapping) and status.get("statusCode") == "pending"
+
+
+def _meeting_fields(raw: Mapping[str, Any], calendar_id: str | None) -> dict[str, Any]:
+    organizer, mine = _organizer(raw, calendar_id)
+    return {
+        "organizer": organizer,
+        "is_organizer": mine,
+        "my_response": None if mine else _my_response(raw),
+        "join_url": _join_url(raw),
+        "video_call_pending": _video_call_pending(raw),
+    }
 
 
 def _text(raw: Mapping[str, Any], key: str) -> str:
@@ -121,8 +204,11 @@ def _private_tag(raw: Mapping[str, Any]) -> str | None:
     return tag if isinstance(tag, str) and tag else None
 
 
-def parse_event(raw: object) -> RemoteEvent:
-    """A Google Event resource -> RemoteEvent; raises InvalidEvent if it cannot be understood."""
+def parse_event(raw: object, calendar_id: str | None = None) -> RemoteEvent:
+    """A Google Event resource -> RemoteEvent; raises InvalidEvent if it cannot be understood.
+
+    ``calendar_id``: the calendar the event was read from (tells the organizer's own copy).
+    """
     if not isinstance(raw, Mapping):
         raise InvalidEvent("event is not an object")
     event_id = raw.get("id")
@@ -165,6 +251,7 @@ def parse_event(raw: object) -> RemoteEvent:
         updated=_parse_rfc3339(raw.get("updated"), "updated"),
         **times,
         **common,
+        **_meeting_fields(raw, calendar_id),
     )
     event.validate()
     return event

@@ -108,10 +108,21 @@ class BatchCall:
 
 
 class MicrosoftProvider:
-    """``CalendarProvider`` over Microsoft Graph."""
+    """``CalendarProvider`` over Microsoft Graph.
+
+    Meetings: Graph has no way to write a meeting without mailing its attendees. Creating an event
+    with attendees invites them all (https://learn.microsoft.com/en-us/graph/api/calendar-post-events);
+    a PATCH of a meeting this mailbox organizes mails invitations, cancellations and updates
+    (https://learn.microsoft.com/en-us/graph/api/event-update); deleting it cancels it for every
+    attendee (https://learn.microsoft.com/en-us/graph/api/event-delete). So the writes take
+    ``notify`` for the protocol's sake and send the very same requests either way.
+    """
 
     # delta only reports removals of items it handed out before.
     reports_unlisted_deletions = False
+    always_notifies_guests = True
+    # https://learn.microsoft.com/en-us/graph/outlook-calendar-online-meetings
+    video_call_service: str | None = "Microsoft Teams"
 
     def __init__(self, client: MicrosoftClient, *, sleep: Callable[[float], None] = time.sleep) -> None:
         self._client = client
@@ -321,16 +332,21 @@ class MicrosoftProvider:
         return Change(external_id=external_id, event=event, deleted=event.is_cancelled)
 
     def _create_call(self, calendar_id: str, event: EventData, key: str) -> BatchCall:
+        # A video call comes as isOnlineMeeting + onlineMeetingProvider in the same body:
+        # https://learn.microsoft.com/en-us/graph/outlook-calendar-online-meetings
         body = {**event_body(event), "transactionId": transaction_id_for(key, event.tag)}
         # https://learn.microsoft.com/en-us/graph/api/calendar-post-events (transactionId: retries make no copy)
         return BatchCall(
             "POST", graph_path("me", "calendars", calendar_id, "events"), body, {"Prefer": READ_PREFERENCES}
         )
 
-    def create_event(self, calendar_id: str, event: EventData, *, idempotency_key: str) -> RemoteEvent:
+    def create_event(
+        self, calendar_id: str, event: EventData, *, idempotency_key: str, notify: bool = False
+    ) -> RemoteEvent:
         """Create with a transactionId derived from the key; a repeat returns the first event.
 
-        If the event made under this key was deleted since, raises ``Conflict``.
+        If the event made under this key was deleted since, raises ``Conflict``. Graph invites the
+        attendees whatever ``notify`` says (``always_notifies_guests``); a repeat sends nothing.
         """
         call = self._create_call(calendar_id, event, idempotency_key)
         try:
@@ -380,9 +396,10 @@ class MicrosoftProvider:
         return None
 
     def create_events(
-        self, calendar_id: str, items: list[tuple[EventData, str]]
+        self, calendar_id: str, items: list[tuple[EventData, str]], *, notify: bool = False
     ) -> list[RemoteEvent | ProviderError]:
-        """``create_event`` for many items through JSON batches of BATCH_SIZE requests each."""
+        """``create_event`` for many items through JSON batches of BATCH_SIZE requests each
+        (``notify`` as for ``create_event``: Graph invites attendees either way)."""
         results: list[RemoteEvent | ProviderError | None] = [None] * len(items)
         creates: dict[int, BatchCall] = {}
         for index, (event, key) in enumerate(items):
@@ -429,7 +446,11 @@ class MicrosoftProvider:
         *,
         etag: str | None,
         fields: Collection[str] | None = None,
+        notify: bool = False,
     ) -> RemoteEvent:
+        """PATCH only ``fields``; Graph mails the attendees of a meeting we organize whatever
+        ``notify`` says: added ones an invitation, removed ones a cancellation and, unless only
+        the attendees changed, the others an update."""
         # Only what changed: a PATCH leaves every other property as the calendar has it (R11).
         body = event_body(event, fields)
         headers = {"Prefer": READ_PREFERENCES}
@@ -450,7 +471,10 @@ class MicrosoftProvider:
             raise
         return parse_event(raw, tag=event.tag)
 
-    def delete_event(self, calendar_id: str, external_id: str, *, etag: str | None = None) -> None:
+    def delete_event(
+        self, calendar_id: str, external_id: str, *, etag: str | None = None, notify: bool = False
+    ) -> None:
+        """Delete; Graph cancels a meeting we organize for its attendees whatever ``notify`` says."""
         headers = {"If-Match": etag} if etag else None
         try:
             # https://learn.microsoft.com/en-us/graph/api/event-delete

@@ -16,7 +16,12 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from calendarsync.providers.base import (
+    ACCEPTED,
+    DECLINED,
+    NEEDS_ACTION,
     TAG,
+    TENTATIVE,
+    VIDEO_CALL,
     Attendee,
     EventData,
     InvalidEvent,
@@ -49,12 +54,17 @@ WINDOWS_ZONES = {
 }
 RECURRING_TYPES = frozenset({"occurrence", "exception"})
 PRIVATE_SENSITIVITIES = frozenset({"private", "confidential"})
+# Graph's responseType -> ours; "none" and "notResponded" (no answer yet) are NEEDS_ACTION.
+# https://learn.microsoft.com/en-us/graph/api/resources/responsestatus
 _RESPONSES = {
-    "accepted": "accepted",
-    "organizer": "accepted",
-    "declined": "declined",
-    "tentativelyAccepted": "tentative",
+    "accepted": ACCEPTED,
+    "organizer": ACCEPTED,
+    "declined": DECLINED,
+    "tentativelyAccepted": TENTATIVE,
 }
+# A video call is a Teams meeting ("teamsForBusiness", the provider Microsoft 365 calendars allow).
+# https://learn.microsoft.com/en-us/graph/outlook-calendar-online-meetings
+TEAMS_PROVIDER = "teamsForBusiness"
 
 
 def transaction_id_for(idempotency_key: str, tag: str | None) -> str:
@@ -145,6 +155,9 @@ def event_body(event: EventData, fields: Collection[str] | None = None) -> dict[
             )
     if TAG in wanted and event.tag is not None:
         body["singleValueExtendedProperties"] = [{"id": TAG_PROPERTY_ID, "value": event.tag}]
+    if VIDEO_CALL in wanted and event.video_call:
+        # Once set, Graph keeps the meeting online whatever later writes say: never sent as false.
+        body.update(isOnlineMeeting=True, onlineMeetingProvider=TEAMS_PROVIDER)
     return body
 
 
@@ -222,7 +235,7 @@ def _attendees(raw: object) -> tuple[Attendee, ...]:
                 email=email,
                 # Outlook repeats the address as the name when it knows no name.
                 name=str(name) if isinstance(name, str) and name != email else "",
-                response=_RESPONSES.get(str(response), "needsAction"),
+                response=_RESPONSES.get(str(response), NEEDS_ACTION),
                 optional=entry.get("type") == "optional",
                 raw=dict(entry),
             )
@@ -241,6 +254,34 @@ def tag_of(raw: Mapping[str, Any]) -> str | None:
         ):
             return str(prop["value"])
     return _tag_in_transaction_id(raw.get("transactionId"))
+
+
+def _address(raw: object) -> str | None:
+    """The address of a recipient resource ({"emailAddress": {"address": ...}})."""
+    address = raw.get("emailAddress") if isinstance(raw, Mapping) else None
+    email = address.get("address") if isinstance(address, Mapping) else None
+    return email if isinstance(email, str) and "@" in email else None
+
+
+def _meeting(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Who organizes the event, this mailbox's own answer when invited, and the Teams link.
+
+    https://learn.microsoft.com/en-us/graph/api/resources/event (isOrganizer, organizer,
+    responseStatus, onlineMeeting); an event without isOrganizer is the mailbox's own.
+    """
+    is_organizer = raw.get("isOrganizer") is not False
+    status = raw.get("responseStatus")
+    response = status.get("response") if isinstance(status, Mapping) else None
+    online = raw.get("onlineMeeting")
+    join_url = online.get("joinUrl") if isinstance(online, Mapping) else None
+    return {
+        "organizer": _address(raw.get("organizer")),
+        "is_organizer": is_organizer,
+        "my_response": None if is_organizer else _RESPONSES.get(str(response), NEEDS_ACTION),
+        "join_url": join_url if isinstance(join_url, str) and join_url else None,
+        # Graph makes the Teams meeting with the write that asks for it: nothing is pending.
+        "video_call_pending": False,
+    }
 
 
 def parse_event(raw: object, *, tag: str | None = None) -> RemoteEvent:
@@ -264,6 +305,7 @@ def parse_event(raw: object, *, tag: str | None = None) -> RemoteEvent:
         "tag": tag if tag is not None else tag_of(raw),
         "updated": _parse_instant(raw.get("lastModifiedDateTime"), "lastModifiedDateTime"),
         "is_cancelled": bool(raw.get("isCancelled", False)),
+        **_meeting(raw),
     }
     start, end = _local(raw.get("start"), "start"), _local(raw.get("end"), "end")
     times: dict[str, Any]
@@ -300,7 +342,9 @@ def parse_calendar(raw: object) -> RemoteCalendarInfo:
 
 def same_content(remote: RemoteEvent, wanted: EventData, fields: Collection[str] | None = None) -> bool:
     """Does the event already hold what we meant to write? Graph stores text bodies with plain
-    newlines and no trailing newline."""
+    newlines and no trailing newline; a video call asked for is there once it has a join link."""
+    if VIDEO_CALL in fields_to_write(fields) and wanted.video_call and remote.join_url is None:
+        return False
     return base_same_content(
         remote, wanted, fields, description=lambda text: text.replace("\r\n", "\n").rstrip("\n")
     )

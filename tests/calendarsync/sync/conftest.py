@@ -315,18 +315,72 @@ class GoogleCalendarControl:
     def delete_event(self, external_id: str) -> None:
         self.emulator.user_delete_event(self.email, external_id)
 
-    def event(self, external_id: str) -> RemoteEvent | None:
+    def _parse(self, raw: dict[str, Any]) -> RemoteEvent:
+        # Imported inside, like the adapter imports elsewhere in this module.
         from calendarsync.providers.google.mapping import parse_event
 
+        return parse_event(raw, self.calendar_id)
+
+    def event(self, external_id: str) -> RemoteEvent | None:
         raw = self.emulator.user_get_event(self.email, external_id)
         if raw is None or raw.get("status") == "cancelled":
             return None
-        return parse_event(raw)
+        return self._parse(raw)
 
     def events(self) -> list[RemoteEvent]:
-        from calendarsync.providers.google.mapping import parse_event
+        return [self._parse(raw) for raw in self.emulator.user_list_events(self.email)]
 
-        return [parse_event(raw) for raw in self.emulator.user_list_events(self.email)]
+    # ----------------------------------------------------------------- meetings (issue #15)
+
+    def create_meeting(
+        self,
+        subject: str,
+        start: dt.datetime,
+        end: dt.datetime,
+        *,
+        attendees: tuple[str, ...],
+        location: str = "",
+    ) -> str:
+        body: dict[str, Any] = {
+            "summary": subject,
+            "start": self._when(start),
+            "end": self._when(end),
+            "location": location,
+            "attendees": [{"email": email} for email in attendees],
+        }
+        # Google Calendar's "Send" on saving a meeting: sendUpdates=all.
+        return str(self.emulator.user_create_event(self.email, body, send_updates="all")["id"])
+
+    def deliver_invitation(
+        self,
+        ical_uid: str,
+        *,
+        organizer: str,
+        subject: str,
+        start: dt.datetime,
+        end: dt.datetime,
+        attendees: tuple[str, ...],
+    ) -> str:
+        body: dict[str, Any] = {
+            "iCalUID": ical_uid,
+            "organizer": {"email": organizer},
+            "summary": subject,
+            "start": self._when(start),
+            "end": self._when(end),
+            "attendees": [{"email": email} for email in attendees],
+        }
+        # The emulator adds this mailbox to the attendees if missing and derives the id from the UID.
+        return str(self.emulator.user_receive_invitation(self.email, body)["id"])
+
+    def respond(self, external_id: str, response: str) -> None:
+        self.emulator.user_respond(self.email, external_id, response)
+
+    def invitations(self) -> list[tuple[str, str, str]]:
+        return list(self.emulator.sent_mail(self.email))
+
+    def event_by_uid(self, ical_uid: str) -> RemoteEvent | None:
+        raw = self.emulator.user_event_by_uid(self.email, ical_uid)
+        return None if raw is None else self._parse(raw)
 
     def expire_cursor(self) -> None:
         self.emulator.expire_sync_tokens(self.email)

@@ -18,14 +18,18 @@ if TYPE_CHECKING:
 # The zone the emulated Outlook user makes all-day events in (west of UTC would shift them, east too).
 ALL_DAY_ZONE = "Europe/Berlin"
 RESPONSES = {"Accept": "accepted", "Decline": "declined", "Tentative": "tentative", "Organizer": "accepted"}
+# An invitee's own answer (MyResponseType) -> base.RESPONSES, and what the user answers -> EWS.
+MY_RESPONSES = {"Accept": "accepted", "Decline": "declined", "Tentative": "tentative"}
+ANSWERS = {"accepted": "Accept", "tentative": "Tentative", "declined": "Decline"}
 # How the Google-flavoured tests name the request to fail -> the EWS operation doing that.
 METHOD_OPERATIONS = {"POST": "CreateItem", "PATCH": "UpdateItem", "PUT": "UpdateItem", "DELETE": "DeleteItem"}
 # An HTTP-flavoured refusal -> the response code EWS gives the one item (inside a 200 response).
 ITEM_REFUSALS = {403: "ErrorAccessDenied", 404: "ErrorItemNotFound", 400: "ErrorInvalidPropertySet"}
 
 
-def remote_event(raw: dict[str, Any]) -> RemoteEvent:
-    """An emulator item summary -> RemoteEvent, as the adapter would read it."""
+def remote_event(raw: dict[str, Any], owner: str | None = None) -> RemoteEvent:
+    """An emulator item summary -> RemoteEvent, as the adapter would read it (``owner``: the
+    mailbox, organizer of its own items)."""
     from calendarsync.emulators.exchange_state import zone_of
     from calendarsync.providers.exchange.client import CALSYNC_PROPERTY_SET
 
@@ -37,6 +41,8 @@ def remote_event(raw: dict[str, Any]) -> RemoteEvent:
     else:
         times = {"start": start.astimezone(dt.UTC), "end": end.astimezone(dt.UTC)}
     tag_key = f"{CALSYNC_PROPERTY_SET}|calsync_activity_id|String"
+    # As the adapter reads it: a copy names its organizer and carries its owner's answer (and no tag).
+    mine = bool(raw.get("is_organizer", True))
     return RemoteEvent(
         external_id=raw["id"],
         etag=raw["change_key"],
@@ -54,11 +60,14 @@ def remote_event(raw: dict[str, Any]) -> RemoteEvent:
         ),
         busy=raw["free_busy"] != "Free",
         private=raw["sensitivity"] in ("Private", "Confidential"),
-        tag=raw["extended_properties"].get(tag_key),
+        tag=raw["extended_properties"].get(tag_key) if mine else None,
         updated=dt.datetime.fromisoformat(raw["last_modified"]),
         is_recurring_instance="series_id" in raw,
         series_id=raw.get("series_id"),
         ical_uid=raw["uid"],
+        organizer=raw.get("organizer") or owner,
+        is_organizer=mine,
+        my_response=None if mine else MY_RESPONSES.get(str(raw.get("my_response")), "needsAction"),
         **times,
     )
 
@@ -105,6 +114,11 @@ class ExchangeCalendarControl:
         return str(self.emulator.user_create_event(self.email, fields)["id"])
 
     def update_event(self, external_id: str, **changes: Any) -> None:
+        current = self.event(external_id)
+        if current is not None and current.is_organizer and current.attendees:
+            # Outlook asks "Send update?" for a meeting you organize; the user sends it.
+            self.emulator.user_send_meeting_update(self.email, external_id, self._changes_fields(changes))
+            return
         self.emulator.user_update_event(self.email, external_id, self._changes_fields(changes))
 
     def _changes_fields(self, changes: dict[str, Any]) -> dict[str, Any]:
@@ -164,10 +178,67 @@ class ExchangeCalendarControl:
 
     def event(self, external_id: str) -> RemoteEvent | None:
         raw = self.emulator.user_get_event(self.email, external_id)
-        return None if raw is None else remote_event(raw)
+        # A copy whose meeting the organizer cancelled is gone for the adapter too.
+        if raw is None or raw.get("is_cancelled"):
+            return None
+        return remote_event(raw, self.email)
 
     def events(self) -> list[RemoteEvent]:
-        return [remote_event(raw) for raw in self.emulator.user_list_events(self.email)]
+        return [
+            remote_event(raw, self.email)
+            for raw in self.emulator.user_list_events(self.email)
+            if not raw.get("is_cancelled")
+        ]
+
+    # ----------------------------------------------------------------- meetings (issue #15)
+
+    def create_meeting(
+        self,
+        subject: str,
+        start: dt.datetime,
+        end: dt.datetime,
+        *,
+        attendees: tuple[str, ...],
+        location: str = "",
+    ) -> str:
+        """Organize in Outlook and press Send: the attendees with a mailbox here get a copy."""
+        fields = {
+            "subject": subject,
+            "location": location,
+            "attendees": list(attendees),
+            **self._times(start, end),
+        }
+        return str(self.emulator.user_create_meeting(self.email, fields)["id"])
+
+    def deliver_invitation(
+        self,
+        ical_uid: str,
+        *,
+        organizer: str,
+        subject: str,
+        start: dt.datetime,
+        end: dt.datetime,
+        attendees: tuple[str, ...],
+    ) -> str:
+        invited = list(attendees)
+        if self.email.lower() not in {email.lower() for email in invited}:
+            invited.append(self.email)
+        fields = {"subject": subject, "attendees": invited, **self._times(start, end)}
+        raw = self.emulator.user_receive_invitation(self.email, ical_uid, organizer=organizer, fields=fields)
+        return str(raw["id"])
+
+    def respond(self, external_id: str, response: str) -> None:
+        """Accept, tentatively accept or decline in Outlook, sending the answer to the organizer."""
+        self.emulator.user_respond(self.email, external_id, ANSWERS[response])
+
+    def invitations(self) -> list[tuple[str, str, str]]:
+        return [tuple(message) for message in self.emulator.meeting_messages(self.email)]
+
+    def event_by_uid(self, ical_uid: str) -> RemoteEvent | None:
+        raw = self.emulator.user_find_by_uid(self.email, ical_uid)
+        if raw is None or raw.get("is_cancelled"):
+            return None
+        return remote_event(raw, self.email)
 
     def expire_cursor(self) -> None:
         self.emulator.expire_sync_tokens(self.email)

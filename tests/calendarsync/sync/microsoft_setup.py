@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 # The zone the emulated Outlook user makes all-day events in (they float: the dates are what count).
 ALL_DAY_ZONE = "Europe/Berlin"
 FAULTS = {"server_error": "500", "rate_limit": "429", "timeout": "timeout", "reset": "reset"}
+# Our answers (base.RESPONSES) -> the Graph action that gives them (event-accept & co.).
+RSVP_ACTIONS = {"accepted": "accept", "tentative": "tentativelyAccept", "declined": "decline"}
 GRAPH_COUNTS = ("me.", "calendars.", "events.")
 
 
@@ -33,6 +35,16 @@ def _parse(raw: dict[str, Any]) -> RemoteEvent:
     from calendarsync.providers.microsoft.mapping import parse_event
 
     return parse_event(raw)
+
+
+def _live(raw: dict[str, Any] | None) -> RemoteEvent | None:
+    """The event as the user has it; a meeting its organizer cancelled counts as gone (Outlook
+    keeps it, marked cancelled, until the user removes it; the adapter reports it deleted)."""
+    return None if raw is None or raw.get("isCancelled") else _parse(raw)
+
+
+def _attendees(emails: tuple[str, ...]) -> list[dict[str, Any]]:
+    return [{"emailAddress": {"address": email}, "type": "required"} for email in emails]
 
 
 class MicrosoftCalendarControl:
@@ -63,7 +75,7 @@ class MicrosoftCalendarControl:
             "isAllDay": not isinstance(start, dt.datetime),
             "location": {"displayName": location},
             "body": {"contentType": "text", "content": description},
-            "attendees": [{"emailAddress": {"address": email}, "type": "required"} for email in attendees],
+            "attendees": _attendees(attendees),
             "sensitivity": "private" if private else "normal",
             "showAs": "busy" if busy else "free",
         }
@@ -94,9 +106,7 @@ class MicrosoftCalendarControl:
             elif name == "description":
                 body["body"] = {"contentType": "text", "content": value}
             elif name == "attendees":
-                body["attendees"] = [
-                    {"emailAddress": {"address": email}, "type": "required"} for email in value
-                ]
+                body["attendees"] = _attendees(value)
             elif name == "private":
                 body["sensitivity"] = "private" if value else "normal"
             elif name == "busy":
@@ -160,11 +170,54 @@ class MicrosoftCalendarControl:
         self.emulator.user_delete_event(self.email, external_id)
 
     def event(self, external_id: str) -> RemoteEvent | None:
-        raw = self.emulator.user_get_event(self.email, external_id)
-        return None if raw is None else _parse(raw)
+        return _live(self.emulator.user_get_event(self.email, external_id))
 
     def events(self) -> list[RemoteEvent]:
-        return [_parse(raw) for raw in self.emulator.user_list_events(self.email)]
+        listed = [_live(raw) for raw in self.emulator.user_list_events(self.email)]
+        return [event for event in listed if event is not None]
+
+    # -- meetings -----------------------------------------------------------------------------
+
+    def create_meeting(
+        self,
+        subject: str,
+        start: dt.datetime,
+        end: dt.datetime,
+        *,
+        attendees: tuple[str, ...],
+        location: str = "",
+    ) -> str:
+        # Outlook sends the invitations on save; the emulator delivers them to its own mailboxes.
+        return self.create_event(subject, start, end, location=location, attendees=attendees)
+
+    def deliver_invitation(
+        self,
+        ical_uid: str,
+        *,
+        organizer: str,
+        subject: str,
+        start: dt.datetime,
+        end: dt.datetime,
+        attendees: tuple[str, ...],
+    ) -> str:
+        body = {
+            "subject": subject,
+            "start": _when(start),
+            "end": _when(end),
+            "attendees": _attendees(attendees),
+        }
+        return str(self.emulator.deliver_invitation(self.email, ical_uid, organizer, body)["id"])
+
+    def respond(self, external_id: str, response: str) -> None:
+        if response not in RSVP_ACTIONS:
+            raise ValueError(f"unknown response {response!r}; expected one of {sorted(RSVP_ACTIONS)}")
+        self.emulator.user_respond(self.email, external_id, RSVP_ACTIONS[response])
+
+    def invitations(self) -> list[tuple[str, str, str]]:
+        return list(self.emulator.sent_invitations(self.email))
+
+    def event_by_uid(self, ical_uid: str) -> RemoteEvent | None:
+        return _live(self.emulator.user_event_by_uid(self.email, ical_uid))
 
     def expire_cursor(self) -> None:
         self.emulator.expire_sync_tokens(self.email)

@@ -29,12 +29,12 @@ class WatchedProvider:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    def create_events(self, calendar_id: str, items: Any) -> Any:
+    def create_events(self, calendar_id: str, items: Any, **options: Any) -> Any:
         running = SyncRun.objects.filter(account_id=self.account_id, outcome=SyncRun.Outcome.RUNNING)
         self.seen.extend(dict(row) for row in running.values("counts", "finished_at"))
         if self.fail_creates:
             raise AuthRevoked("access revoked mid-run")
-        return self.inner.create_events(calendar_id, items)
+        return self.inner.create_events(calendar_id, items, **options)
 
 
 def run_watched(sync_env: SyncEnv, **options: Any) -> tuple[runner.RunOutcome, WatchedProvider]:
