@@ -515,9 +515,13 @@ def _agreed_before(ctx: SyncContext, activity: Activity, earlier: EventLink | No
 def _ours_but_activity_gone(ctx: SyncContext, event: RemoteEvent, activity_id: int) -> None:
     """A tagged event whose activity was deleted before its link was recorded (R3), or given to
     another user since (R13): delete it."""
-    if Activity.objects.filter(pk=activity_id, owner_id=ctx.owner.pk).exists():
+    owner_id = Activity.objects.filter(pk=activity_id).values_list("owner_id", flat=True).first()
+    if owner_id == ctx.owner.pk:
         raise ItemSkipped("the activity of this event is linked to another event")
-    ctx.provider.delete_event(ctx.calendar_id, event.external_id)
+    # O11: a user deleted the activity, whose guests the create may have invited before the crash:
+    # they get the cancellation that deletion means. An activity given away mails no one (R13).
+    notify = owner_id is None and ctx.preferences.send_invitations
+    ctx.provider.delete_event(ctx.calendar_id, event.external_id, notify=notify)
     ctx.result.pushed.deleted += 1
 
 

@@ -18,6 +18,7 @@ from activities.models import Activity
 from activities.visibility import visible_activities
 from calendarsync.models import EventLink, LinkRole, Meeting, Provider
 from calendarsync.providers.base import DECLINED
+from calendarsync.sync import push
 from tests.calendarsync.sync.conftest import SYNC_SETUPS, SyncEnv, soon
 from tests.calendarsync.sync.second_account import second_env
 from tests.conftest import make_user
@@ -271,3 +272,31 @@ def test_m1_google_organizer_and_microsoft_colleague_share_one_activity(
     bob_ms.sync()
     assert meeting_activities() == [activity]
     assert list(activity.attending_users.all()) == [bob]
+
+
+class WorkerKilled(Exception):
+    """The worker dies between the provider's create and our commit."""
+
+
+def test_m1_o11_a_meeting_deleted_while_its_create_was_unrecorded_is_cancelled_for_the_colleague(
+    sync_env: SyncEnv, bob_env: SyncEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the meetings machine (exchange, M1-stray-activity): the create invited Bob, the
+    worker died before recording it, Bob's sync made the meeting his, then Alice deleted it."""
+    start_both(sync_env, bob_env)
+    activity = sync_env.activity(subject="Pricing call", start_at=soon(2, 10), guests=[bob_env.setup.email])
+
+    def killed(*args: object, **kwargs: object) -> None:
+        raise WorkerKilled
+
+    monkeypatch.setattr(push, "record_created", killed)
+    sync_env.sync(expect="failed")
+    monkeypatch.undo()
+    bob_env.sync()
+    assert [a.owner for a in meeting_activities()] == [sync_env.owner, bob_env.owner]
+    activity.delete()
+    sync_env.sync()
+    bob_env.sync()
+    assert meeting_activities() == []
+    assert sync_env.control.events() == []
+    assert [kind for kind, _to, _uid in sync_env.control.invitations()] == ["invitation", "cancellation"]
