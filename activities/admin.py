@@ -279,11 +279,22 @@ class ActivityAdmin(CompanyScopedAdmin[Activity]):
     list_per_page = 100
     show_full_result_count = False  # one COUNT(*) per page is enough on a big table
     autocomplete_fields = ("company", "owner", "type", "deal", "person", "organization", "participants")
-    readonly_fields = ("sync_status", "sync_error", "calendar_account", "created_at", "updated_at")
+    readonly_fields = (
+        "sync_status",
+        "sync_error",
+        "calendar_account",
+        "created_at",
+        "updated_at",
+        "attending",
+        "guest_responses",
+        "join_url",
+    )
     fieldsets = (
         (None, {"fields": ("company", "owner", "type", "subject", "done")}),
         ("When", {"fields": ("due_date", "start_at", "duration", "busy")}),
         ("Details", {"fields": ("location", "note", "participants", "guests")}),
+        # M1-M4: what the calendars say of the meeting; the sync keeps these, nobody edits them.
+        ("Meeting", {"fields": ("attending", "guest_responses", "video_call", "join_url")}),
         ("Linked to", {"fields": ("deal", "person", "organization")}),
         ("Visibility", {"fields": ("visibility",)}),
         (
@@ -292,6 +303,10 @@ class ActivityAdmin(CompanyScopedAdmin[Activity]):
         ),
     )
     actions = ("mark_done", "mark_to_do", "delete_selected")
+
+    @admin.display(description="Attending colleagues")
+    def attending(self, activity: Activity) -> str:
+        return ", ".join(user.display_name for user in activity.attending_users.all()) or "—"
 
     # Queryset: superusers see everything; everyone else sees what A5 lets them see.
 

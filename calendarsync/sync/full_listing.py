@@ -6,7 +6,9 @@ between is simply absent. Every active link whose event lies inside the listed w
 absent from the listing is checked once by id: gone, it is handled like an explicit deletion
 (two-way: trash; one-way: detach); still there (moved out of the window, say), it is merged like
 any listed change. Only a completed listing reconciles (the adapters return a page only after its
-last page), and nothing is taken for deleted on a doubt.
+last page), and nothing is taken for deleted on a doubt. The links a stopped earlier account of the
+user left on the same calendar (C6) are checked too: a deletion no run of that account saw is
+carried out by the account that took its place.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from calendarsync.providers.base import (
     ProviderError,
     TransientError,
 )
+from calendarsync.sync import earlier_links
 from calendarsync.sync.context import (
     FULL_SYNC_WINDOW,
     Skip,
@@ -58,8 +61,6 @@ def reconcile_full_listing(
         ).only("external_id", "snapshot")
         if link.external_id not in listed and _inside(ctx, link, window)
     ]
-    if not missing:
-        return
     changes: list[Change] = []
     for link in missing:
         change = _confirm(ctx, link.external_id)
@@ -67,7 +68,38 @@ def reconcile_full_listing(
             changes.append(change)
         if ctx.result.pull_incomplete:
             break  # the calendar is busy: the rest waits for the next full listing
-    pull(ctx, ChangePage(changes=tuple(changes), cursor=page.cursor, full_listing=True))
+    if not ctx.result.pull_incomplete:
+        changes.extend(_deleted_since_earlier_account(ctx, page, window))
+    if changes:
+        pull(ctx, ChangePage(changes=tuple(changes), cursor=page.cursor, full_listing=True))
+
+
+def _deleted_since_earlier_account(
+    ctx: SyncContext, page: ChangePage, window: tuple[dt.datetime, dt.datetime]
+) -> list[Change]:
+    """The deletions of events a stopped earlier account of the user linked on this calendar (C6).
+
+    An event deleted in the calendar before the user stopped sync, or while it was stopped, was
+    never reported to that account and is no link of this one: the listing lacks it (or lists
+    its deletion, Google). This account takes the earlier link over and handles the deletion as
+    its own (R3: trash; one-way: detach). An event still there is left to the listing or push
+    that meets it.
+    """
+    reported = {change.external_id: change for change in page.changes if change.external_id}
+    confirmed: dict[str, Change | None] = {}
+    deleted: list[EventLink] = []
+    for link in earlier_links.earlier_links(ctx):
+        change = reported.get(link.external_id)
+        if change is None and _inside(ctx, link, window):
+            if link.external_id not in confirmed:
+                confirmed[link.external_id] = _confirm(ctx, link.external_id)
+            change = confirmed[link.external_id]
+            if ctx.result.pull_incomplete:
+                break  # the calendar is busy: the rest waits for the next full listing
+        if change is not None and change.deleted:
+            deleted.append(link)
+    taken = earlier_links.take_over_newest(ctx, deleted)
+    return [Change(external_id=link.external_id, event=None, deleted=True) for link in taken.values()]
 
 
 def _inside(ctx: SyncContext, link: EventLink, window: tuple[dt.datetime, dt.datetime]) -> bool:

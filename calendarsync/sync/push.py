@@ -31,7 +31,7 @@ from calendarsync.providers.base import (
     RemoteEvent,
     TransientError,
 )
-from calendarsync.sync import item_errors, meetings, pending_creates
+from calendarsync.sync import earlier_links, item_errors, meetings, pending_creates
 from calendarsync.sync.context import (
     Skip,
     SyncContext,
@@ -142,43 +142,9 @@ def push(ctx: SyncContext) -> None:
 
 def _adopt_earlier_links(ctx: SyncContext, activities: list[Activity]) -> dict[int, EventLink]:
     """After a reconnect (a new account, same calendar) the earlier account's events are reused (R5)."""
-    earlier = (
-        EventLink.objects.filter(
-            account__user_id=ctx.owner.pk,
-            calendar_external_id=ctx.calendar_id,
-            activity__in=activities,
-            state=LinkState.ACTIVE,
-        )
-        .exclude(account=ctx.account)
-        .order_by("-updated_at")
+    return earlier_links.take_over_newest(
+        ctx, list(earlier_links.earlier_links(ctx).filter(activity__in=activities))
     )
-    taken = set(
-        EventLink.objects.filter(
-            account=ctx.account, external_id__in=[link.external_id for link in earlier]
-        ).values_list("external_id", flat=True)
-    )
-    adopted: dict[int, EventLink] = {}
-    for link in earlier:
-        if link.activity_id is None or link.activity_id in adopted or link.external_id in taken:
-            continue
-        with transaction.atomic():
-            adopted[link.activity_id] = EventLink.objects.create(
-                account=ctx.account,
-                activity_id=link.activity_id,
-                calendar_external_id=link.calendar_external_id,
-                external_id=link.external_id,
-                etag=link.etag,
-                origin=link.origin,
-                activity_type_id=link.activity_type_id,
-                snapshot=link.snapshot,
-                remote_updated=link.remote_updated,
-                is_recurring_instance=link.is_recurring_instance,
-                series_id=link.series_id,
-                role=link.role,
-                ical_uid=link.ical_uid,
-            )
-        taken.add(link.external_id)
-    return adopted
 
 
 def _push_one(ctx: SyncContext, activity: Activity, link: EventLink | None) -> _Create | None:

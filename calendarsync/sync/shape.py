@@ -8,7 +8,8 @@ changes are applied, that link moves onto one of the occurrences (the one at the
 else the earliest): its activity becomes that read-only occurrence, keeping its notes, links and
 participants, and the other occurrences come in beside it. No duplicate, and no link is left on
 the series, so nothing the CRM does to the former single event can write to or delete the
-series.
+series. A single event an earlier account of the user linked (Stop sync, Add account: C6) is
+taken over the same way before the new account pushes anything to it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from django.db import transaction
 from activities.models import Activity
 from calendarsync.models import EventLink, LinkState
 from calendarsync.providers.base import Change, RemoteEvent
+from calendarsync.sync import earlier_links
 from calendarsync.sync.context import READ_ONLY_OCCURRENCE, SyncContext, fields_of_snapshot
 from calendarsync.sync.mapping import event_time
 
@@ -58,6 +60,7 @@ def take_over_series(
             account=ctx.account, external_id__in=list(series_ids), is_recurring_instance=False
         ).exclude(state=LinkState.DETACHED)
     )
+    former.extend(_earlier_accounts_single_events(ctx, series_ids))
     listed = {change.external_id for change in changes}
     orphans: list[Change] = []
     for link in former:
@@ -80,6 +83,23 @@ def take_over_series(
         links[occurrence.external_id] = link
         logger.info("Calendar event %s of account %s became a recurring series", series_id, ctx.account.pk)
     return orphans
+
+
+def _earlier_accounts_single_events(ctx: SyncContext, series_ids: set[str]) -> list[EventLink]:
+    """Single events an earlier account linked (C6) that became series before this account met
+    them: taken over first, so they move onto an occurrence like this account's own (R14)."""
+    here = set(
+        EventLink.objects.filter(account=ctx.account, external_id__in=list(series_ids)).values_list(
+            "external_id", flat=True
+        )
+    )
+    wanted = series_ids - here
+    if not wanted:
+        return []
+    earlier = earlier_links.earlier_links(ctx).filter(
+        external_id__in=list(wanted), is_recurring_instance=False
+    )
+    return list(earlier_links.take_over_newest(ctx, list(earlier)).values())
 
 
 def _matching(link: EventLink, candidates: list[RemoteEvent]) -> RemoteEvent | None:

@@ -78,6 +78,9 @@ def test_o8_every_option_autosaves_says_saved_and_persists(page: Page, live_serv
     change_and_see_saved(page, "external_visibility", lambda o: o.get_by_label("Visible only to you").check())
     change_and_see_saved(page, "private_events", lambda o: o.get_by_label("Visible to everyone").check())
     change_and_see_saved(page, "include_details", lambda o: o.get_by_role("checkbox").uncheck())
+    send = option(page, "send_invitations").get_by_role("checkbox", name=re.compile("Send calendar invitations"))
+    expect(send).to_be_checked()  # O11: on by default
+    change_and_see_saved(page, "send_invitations", lambda o: send.uncheck())
 
     page.reload()
     expect(option(page, "calendar").get_by_label("Sync with calendar")).to_have_value(
@@ -92,6 +95,7 @@ def test_o8_every_option_autosaves_says_saved_and_persists(page: Page, live_serv
     expect(option(page, "external_visibility").get_by_label("Visible only to you")).to_be_checked()
     expect(option(page, "private_events").get_by_label("Visible to everyone")).to_be_checked()
     expect(option(page, "include_details").get_by_role("checkbox")).not_to_be_checked()
+    expect(option(page, "send_invitations").get_by_role("checkbox")).not_to_be_checked()
     expect(page.get_by_role("status").filter(has_text="Saved")).to_have_count(
         0
     )  # a fresh page claims nothing
@@ -105,7 +109,8 @@ def test_o8_every_option_autosaves_says_saved_and_persists(page: Page, live_serv
     assert preferences.external_visibility == ExternalVisibility.ONLY_ME
     assert preferences.private_events == PrivateEvents.EVERYONE
     assert preferences.include_details is False
-    assert AuditEvent.objects.filter(account=account, action="preferences_updated").count() == 8
+    assert preferences.send_invitations is False
+    assert AuditEvent.objects.filter(account=account, action="preferences_updated").count() == 9
 
 
 def test_o2_switching_to_one_way_hides_the_two_way_only_options(

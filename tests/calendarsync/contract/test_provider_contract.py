@@ -7,7 +7,10 @@ import math
 
 import pytest
 
+from calendarsync.models import VIDEO_CALL_SERVICES
 from calendarsync.providers.base import (
+    NEEDS_ACTION,
+    Attendee,
     AuthRevoked,
     CalendarProvider,
     ChangePage,
@@ -365,3 +368,60 @@ def test_r9_expired_access_token_is_refreshed_and_persisted(contract: ContractSe
     assert fresh["access_token"] != contract.initial_access_token
     assert fresh["refresh_token"]
     assert fresh["expiry"]
+
+
+# --------------------------------------------------------------------------- meetings (M1, M4, O11)
+
+ADAPTER_SERVICES = {"GoogleProvider": "Google Meet", "MicrosoftProvider": "Microsoft Teams"}
+
+
+def test_m4_video_call_service_matches_what_the_account_page_offers(provider: CalendarProvider) -> None:
+    """The activity form offers a video call from ``VIDEO_CALL_SERVICES`` without building an
+    adapter: the adapter must say the same."""
+    assert provider.video_call_service == ADAPTER_SERVICES.get(type(provider).__name__)
+    assert provider.video_call_service in (None, *VIDEO_CALL_SERVICES.values())
+    assert isinstance(provider.always_notifies_guests, bool)
+
+
+def test_m1_our_own_meeting_is_organized_here_and_carries_its_uid(
+    provider: CalendarProvider, control: ProviderControl
+) -> None:
+    data = EventData(
+        subject="Pricing call",
+        start=TOMORROW_NINE,
+        end=TOMORROW_NINE + dt.timedelta(minutes=30),
+        attendees=(Attendee(email="ann@partner.test"),),
+        tag="act-m1",
+    )
+    created = provider.create_event(control.calendar_id, data, idempotency_key="act-m1")
+    assert created.is_organizer
+    assert created.my_response is None
+    assert created.ical_uid
+    [listed] = [
+        c.event
+        for c in full_listing(provider, control.calendar_id).changes
+        if c.event and c.event.tag == "act-m1"
+    ]
+    assert listed.ical_uid == created.ical_uid
+    assert listed.is_organizer
+    assert [(a.email, a.response) for a in listed.attendees] == [("ann@partner.test", NEEDS_ACTION)]
+    fetched = provider.get_event(control.calendar_id, created.external_id)
+    assert fetched.ical_uid == created.ical_uid
+
+
+def test_m4_a_video_call_is_made_where_the_calendar_can(
+    provider: CalendarProvider, control: ProviderControl
+) -> None:
+    start = TOMORROW_NINE + dt.timedelta(days=2)
+    data = EventData(
+        subject="Demo", start=start, end=start + dt.timedelta(minutes=30), tag="act-m4", video_call=True
+    )
+    created = provider.create_event(control.calendar_id, data, idempotency_key="act-m4")
+    later = provider.get_event(control.calendar_id, created.external_id)
+    if provider.video_call_service is None:
+        assert later.join_url is None
+        assert not later.video_call_pending
+    else:
+        assert created.join_url or created.video_call_pending
+        assert later.join_url
+        assert later.join_url.startswith("https://")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import User
@@ -26,7 +27,7 @@ from calendarsync.models import (
     SyncType,
 )
 from calendarsync.providers.base import RemoteEvent
-from calendarsync.sync.context import parse_tag
+from calendarsync.sync.context import fields_of_snapshot, parse_tag
 from tests.calendarsync.sync.conftest import SyncSetup
 from tests.calendarsync.sync.state_machine_support import (
     BERLIN,
@@ -142,6 +143,56 @@ class ModelJudge:
             account__stopped_at__isnull=True,
         ).first()
 
+    def _linked_in_stopped_account(self, item: Item) -> bool:
+        """Linked by an account the owner stopped: the account that takes its place takes the link
+        over (C6), and with it whatever happened to the item meanwhile."""
+        if item.activity_id is None or item.event_id is None:
+            return False
+        return EventLink.objects.filter(
+            activity_id=item.activity_id,
+            external_id=item.event_id,
+            state=LinkState.ACTIVE,
+            account__user=self._user(item.event_owner),
+            account__stopped_at__isnull=False,
+        ).exists()
+
+    def _privacy_seen(self, item: Item) -> bool:
+        """A run has seen the event's privacy as it is now: its link (in a running account, or in
+        a stopped one whose successor takes it over) agrees on it."""
+        event = self._event(item)
+        if event is None or item.activity_id is None:
+            return False
+        link = (
+            EventLink.objects.filter(
+                activity_id=item.activity_id,
+                external_id=item.event_id,
+                state=LinkState.ACTIVE,
+                account__user=self._user(item.event_owner),
+            )
+            .order_by(F("account__stopped_at").asc(nulls_first=True), "-updated_at")
+            .first()
+        )
+        agreed = None if link is None else fields_of_snapshot(link.snapshot, "cal")
+        return agreed is not None and agreed.get("private") == event.private
+
+    def _leaves_as_private(self, item: Item, option: str | None = None) -> bool:
+        """R15, O6, O10: the run that sees a change of this calendar-made private event does so
+        under "don't sync" (``option``, else the current one): its activity leaves the CRM."""
+        event = self._event(item)
+        if option is None:
+            preferences = self._preferences("owner")
+            option = None if preferences is None else str(preferences.private_events)
+        return (
+            item.origin is Side.CAL
+            and event is not None
+            and event.private
+            and event.end is not None
+            and event.end > timezone.now()
+            and option == PrivateEvents.SKIP
+            and self._linked(item)
+            and self._mode(item) == "sync"
+        )
+
     def _mode(self, item: Item) -> str:
         """How the sync must treat a linked item now: "sync", "frozen" (R6, R15) or "may"."""
         if item.past == "ended":
@@ -221,6 +272,10 @@ class ModelJudge:
             if item.imported_type is None and item.origin is Side.CAL:
                 item.imported_type = activity.type.name
                 item.type_name = activity.type.name
+            if item.origin is Side.CAL and event.private:
+                # O6, O10: a private event comes in under the option of the run that imports it.
+                preferences = self._preferences("owner")
+                item.private_rule = None if preferences is None else str(preferences.private_events)
             self._check_import_visibility(item, activity, event)
         else:
             item.cal = dict(cal)
@@ -369,7 +424,8 @@ class ModelJudge:
         item.crm[name], item.cal[name] = a_crm, a_cal
 
     def _judge_private(self, item: Item, activity: Activity, event: RemoteEvent) -> None:
-        """O6 for a calendar-made item made private or public in the calendar (O10: under the current option)."""
+        """O6 for a calendar-made item made private in the calendar, under the option of the run
+        that saw it become private (O10; ``private_rule``)."""
         if item.private_rule in (None, PrivateEvents.SKIP) or item.epoch != self.epoch:
             return
         expected = item.private_rule == PrivateEvents.ONLY_ME
@@ -394,11 +450,7 @@ class ModelJudge:
             rule_id = "R13-old-event-kept" if item.reassigned else "R3-crm-deletion-not-propagated"
             self._fail(rule_id, item, "its event is still in the calendar")
         if item.expect_gone.get(Side.CRM) is True and activity is not None and propagating:
-            rule_id = (
-                "R15-private-event-kept"
-                if item.private_rule == PrivateEvents.SKIP
-                else "R3-calendar-deletion-not-propagated"
-            )
+            rule_id = "R3-calendar-deletion-not-propagated" if item.cal_gone else "R15-private-event-kept"
             self._fail(rule_id, item, "its activity is still in the CRM")
         for key, event_id, must_go in item.old_events:
             # C6: as above, an old owner's stopped (or revoked) sync owes the removal until it starts again.

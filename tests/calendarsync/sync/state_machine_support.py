@@ -282,7 +282,9 @@ class Item:
     series: Series | None = None
     type_name: str = "Meeting"
     imported_type: str | None = None  # R5: the type it was imported with
-    private_rule: str | None = None  # O6 at the time the calendar made it private
+    # O6 of the run that sees (or saw) the event become private: the option when the user made it
+    # private, until an option change reaches it before any run has (O10).
+    private_rule: str | None = None
     history: list[str] = field(default_factory=list)
 
     def label(self) -> str:

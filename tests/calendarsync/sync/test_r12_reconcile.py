@@ -2,7 +2,8 @@
 
 Graph delta and EWS SyncFolderItems start a fresh round with no tombstones for what was deleted
 before it: after the daily full listing, an expired cursor or a long downtime, a linked event the
-listing lacks was deleted, and is handled like an explicit deletion.
+listing lacks was deleted, and is handled like an explicit deletion; so is one an earlier account
+of the user linked (Stop sync, Add account, Start sync: C6).
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from typing import Any
 import pytest
 
 from activities.models import Activity, SyncStatus
+from calendarsync.actions import do_stop_sync
 from calendarsync.models import ActivityTrash, CalendarAccount, EventLink, LinkState, Provider, SyncType
 from calendarsync.providers.base import CalendarProvider, RemoteEvent, TransientError
 from tests.calendarsync.sync.conftest import SyncEnv, assert_in_step, soon
+from tests.calendarsync.sync.test_r2_reconnect_catch_up import reconnect, sign_in_again
 
 pytestmark = pytest.mark.django_db
 
@@ -155,3 +158,35 @@ def test_r12_full_listing_removes_occurrences_cancelled_meanwhile(sync_env: Sync
     assert [a.start_at for a in remaining] == [soon(1, 9), soon(3, 9)]
     assert not EventLink.objects.filter(account=sync_env.account, external_id=cancelled).exists()
     assert ActivityTrash.objects.count() == 1
+
+
+@pytest.mark.parametrize("when", ["before_stop_sync", "while_stopped"])
+def test_r12_r3_deletions_no_run_saw_go_through_with_the_next_account(
+    sync_env: SyncEnv, request: pytest.FixtureRequest, when: str
+) -> None:
+    """C6: events deleted in the calendar before Stop sync (no run saw it) or while stopped are
+    absent from the next account's first listing: their activities go to the trash then (R3),
+    as calendar edits made meanwhile come in; an event still there stays linked, nothing twice."""
+    sync_env.start()
+    crm_made = sync_env.activity(subject="Pitch", start_at=soon(2, 10))
+    kept = sync_env.activity(subject="Stays", start_at=soon(3, 10))
+    event_id = sync_env.control.create_event("From the calendar", soon(4, 9), soon(4, 10))
+    sync_env.sync()
+    imported = sync_env.imported(event_id)
+    kept_event = sync_env.link_of(kept).external_id
+    if when == "while_stopped":
+        do_stop_sync(acting_user=sync_env.owner, account=sync_env.account)
+    sync_env.control.delete_event(sync_env.link_of(crm_made).external_id)
+    sync_env.control.delete_event(event_id)
+    reconnect(sync_env, sign_in_again(sync_env, request))
+    outcome = sync_env.sync()
+    assert outcome.result is not None
+    assert outcome.result.pulled.deleted == 2
+    assert not Activity.objects.filter(pk__in=[crm_made.pk, imported.pk]).exists()
+    assert set(ActivityTrash.objects.values_list("activity_id", flat=True)) == {crm_made.pk, imported.pk}
+    assert sync_env.link_of(kept).external_id == kept_event
+    assert [event.external_id for event in sync_env.control.events()] == [kept_event]
+    # The next runs change nothing more.
+    sync_env.sync()
+    assert Activity.objects.filter(owner=sync_env.owner).count() == 1
+    assert ActivityTrash.objects.count() == 2

@@ -14,6 +14,7 @@ from activities.models import Activity, SyncStatus
 from calendarsync.models import ActivityTrash, EventLink, LinkState, SyncType
 from calendarsync.sync.context import READ_ONLY_OCCURRENCE
 from tests.calendarsync.sync.conftest import SyncEnv, soon
+from tests.calendarsync.sync.test_r2_reconnect_catch_up import reconnect, sign_in_again
 
 pytestmark = pytest.mark.django_db
 
@@ -154,3 +155,27 @@ def test_r14_an_orphan_left_by_an_earlier_run_is_retired(sync_env: SyncEnv) -> N
     assert ActivityTrash.objects.filter(activity_id=orphan.pk).exists()
     assert_occurrences_of(sync_env, series_id, [1, 2], "Daily stand-up")
     assert sync_env.control.event(series_id) is not None
+
+
+def test_r14_single_event_made_recurring_before_stop_sync_is_never_renamed_by_the_next_account(
+    sync_env: SyncEnv, request: pytest.FixtureRequest
+) -> None:
+    """C6: the calendar made the event a series and the CRM renamed its activity after the last
+    run of an account the user then stopped. The next account moves the earlier link onto the
+    occurrence before it pushes anything: the rename never reaches the series."""
+    sync_env.start()
+    activity = sync_env.activity(subject="Stand-up", start_at=soon(1, 9), duration=soon(1, 10) - soon(1, 9))
+    sync_env.sync()
+    series_id = sync_env.link_of(activity).external_id
+    sync_env.control.make_recurring(series_id, 3)
+    activity.subject = "Renamed in the CRM"
+    activity.save()
+    reconnect(sync_env, sign_in_again(sync_env, request))
+    sync_env.sync()
+    sync_env.sync()
+    series = sync_env.control.event(series_id)
+    assert series is not None
+    assert series.subject == "Stand-up"
+    items = assert_occurrences_of(sync_env, series_id, [1, 2, 3], "Stand-up")
+    assert items[0].pk == activity.pk
+    assert Activity.objects.filter(owner=sync_env.owner).count() == 3

@@ -574,6 +574,13 @@ class SyncStateMachine(ModelJudge, RuleBasedStateMachine):
         item.cal.update(now)
         if changed:
             self._touched(item, Side.CAL, changed, what)
+            if self._leaves_as_private(item):
+                # O6 "don't sync", O10: the run that sees this change of a private event takes
+                # its activity out of the CRM (R15), whenever it became private.
+                item.expect_gone[Side.CRM] = True
+                item.may_leave_crm = True
+            elif not item.cal_gone and item.expect_gone.get(Side.CRM) is True:
+                item.expect_gone[Side.CRM] = None  # public or past again before any run saw it
 
     @precondition(lambda self: bool(self._cal_items()))
     @rule(pick=PICK)
@@ -602,14 +609,13 @@ class SyncStateMachine(ModelJudge, RuleBasedStateMachine):
             assert event is not None
             if event.private == private:
                 return
-            linked, mode = self._linked(item), self._mode(item)
             self.setups["owner"].control.set_private(item.event_id, private)
-            self._record_cal_edit(item, f"made {'private' if private else 'public'} in the calendar")
+            # R15: under "don't sync" it leaves the CRM (to the trash) and stops syncing, once a
+            # two-way run sees it (``_record_cal_edit`` says when that must be the next run).
             item.private_rule = self._private_events() if private else None
             if private and item.origin is Side.CAL and item.private_rule == PrivateEvents.SKIP:
-                # R15: it leaves the CRM (to the trash) and stops syncing.
-                item.expect_gone[Side.CRM] = linked and mode == "sync" and self._two_way()
                 item.may_leave_crm = True
+            self._record_cal_edit(item, f"made {'private' if private else 'public'} in the calendar")
 
         self._guard(f"cal_set_private(item {item.key}, {private})", act)
 
@@ -626,7 +632,12 @@ class SyncStateMachine(ModelJudge, RuleBasedStateMachine):
             item.cal_gone = True
             item.note("deleted in the calendar")
             item.may_leave_crm = linked
-            if not linked or item.past:
+            if not linked and self._linked_in_stopped_account(item):
+                # C6: the account that takes the stopped one's place takes its link over, and
+                # with it this deletion: judged by the mode of the run that sees it.
+                item.may_leave_crm = True
+                item.expect_gone[Side.CRM] = None
+            elif not linked or item.past:
                 item.expect_gone[Side.CRM] = False if not linked else None
             elif mode == "frozen":
                 item.expect_gone[Side.CRM] = False  # R6: a deselected type's activity stays
@@ -739,6 +750,11 @@ class SyncStateMachine(ModelJudge, RuleBasedStateMachine):
         actions.do_update_preferences(acting_user=self.owner_user, account=account, changes=changes)
         self.epoch += 1
 
+    def _deletion_unseen(self, item: Item) -> bool:
+        """Deleted in the calendar, and no run has seen it yet (the link, or a stopped account's
+        that the next account takes over, still stands)."""
+        return item.cal_gone and (self._linked(item) or self._linked_in_stopped_account(item))
+
     @precondition(lambda self: not self.stopped)
     @rule(type_name=st.sampled_from(TYPES))
     def toggle_outgoing_type(self, type_name: str) -> None:
@@ -753,6 +769,10 @@ class SyncStateMachine(ModelJudge, RuleBasedStateMachine):
                 for item in self.items:  # O10: they resume when they next change
                     if item.type_name == type_name:
                         item.excused = True
+            for item in self.items:
+                if item.type_name == type_name and item.origin is Side.CRM and self._deletion_unseen(item):
+                    # R3/R6: a deletion no run has seen yet is judged by the mode of the run that sees it.
+                    item.expect_gone[Side.CRM] = None
             self._update_preferences(outgoing_types=list(selected.values()))
 
         self._guard(f"toggle_outgoing_type({type_name})", act)
@@ -774,8 +794,11 @@ class SyncStateMachine(ModelJudge, RuleBasedStateMachine):
             for item in self.items:
                 if item.origin is Side.CAL:
                     item.excused = True  # calendar-made items resume when they next change
-                if item.cal_gone and self._linked(item):
+                if self._deletion_unseen(item):
                     # R3/R4: a deletion no run has seen yet is judged by the mode of the run that sees it.
+                    item.expect_gone[Side.CRM] = None
+                if not item.cal_gone and item.expect_gone.get(Side.CRM) is True:
+                    # R15: so is a private event's leaving (two-way only).
                     item.expect_gone[Side.CRM] = None
             self._update_preferences(sync_type=SyncType.TWO_WAY if two_way else SyncType.ONE_WAY)
 
@@ -784,7 +807,31 @@ class SyncStateMachine(ModelJudge, RuleBasedStateMachine):
     @precondition(lambda self: not self.stopped)
     @rule(choice=st.sampled_from([c.value for c in PrivateEvents]))
     def set_private_events(self, choice: str) -> None:
-        self._guard(f"set_private_events({choice})", lambda: self._update_preferences(private_events=choice))
+        def act() -> None:
+            if choice != self._private_events():
+                for item in self.items:
+                    self._o6_changes_for(item, choice)
+            self._update_preferences(private_events=choice)
+
+        self._guard(f"set_private_events({choice})", act)
+
+    def _o6_changes_for(self, item: Item, choice: str) -> None:
+        """O10: the new option applies to the changes of private events no run has seen yet."""
+        event = self._event(item) if item.origin is Side.CAL and not item.cal_gone else None
+        if event is None or not event.private or item.series is not None:
+            return
+        unseen = not self._privacy_seen(item)
+        if unseen:
+            item.private_rule = choice
+        linked = self._linked(item) or self._linked_in_stopped_account(item)
+        if not linked or item.crm_gone or item.trashed or self._activity(item) is None:
+            return
+        if choice == PrivateEvents.SKIP:
+            # R15: it leaves the CRM once a run sees it change (the next run, if it saw it become private).
+            item.may_leave_crm = True
+            item.expect_gone[Side.CRM] = True if unseen and self._leaves_as_private(item, choice) else None
+        elif item.expect_gone.get(Side.CRM) is True:
+            item.expect_gone[Side.CRM] = False  # its leaving was not seen, and now never happens
 
     @precondition(lambda self: not self.stopped and not self.revoked)
     @rule()
