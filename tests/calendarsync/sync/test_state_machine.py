@@ -800,6 +800,15 @@ class SyncStateMachine(ModelJudge, RuleBasedStateMachine):
                 if not item.cal_gone and item.expect_gone.get(Side.CRM) is True:
                     # R15: so is a private event's leaving (two-way only).
                     item.expect_gone[Side.CRM] = None
+                if (
+                    item.past == "pending"
+                    and item.origin is Side.CAL
+                    and item.dirty is Side.CAL
+                    and not two_way
+                ):
+                    # R4, R15: and a calendar move into the past of a calendar-made item (one-way
+                    # leaves it in the calendar).
+                    item.past = "loose"
             self._update_preferences(sync_type=SyncType.TWO_WAY if two_way else SyncType.ONE_WAY)
 
         self._guard(f"set_sync_type(two_way={two_way})", act)
