@@ -50,6 +50,7 @@ class Outcomes:
         self.raise_violations = raise_violations
         self.ran = 0
         self.converged = 0
+        self.restarts = 0  # fresh runs after Hypothesis found a replay drawing differently
         self.pairs_judged = 0
         self.seconds = 0.0  # linked pairs checked field by field at quiescent points (a sanity figure)
         self.violations: dict[str, int] = {}
@@ -63,6 +64,7 @@ class Outcomes:
         return {
             "ran": self.ran,
             "converged": self.converged,
+            "restarts": self.restarts,
             "pairs_judged": self.pairs_judged,
             "seconds": round(self.seconds, 1),
             "examples_per_second": round(self.ran / self.seconds, 2) if self.seconds else None,

@@ -34,6 +34,7 @@ from django.db.models import Max, Model
 from django.utils import timezone
 from hypothesis import HealthCheck, Phase, Verbosity, settings
 from hypothesis import strategies as st
+from hypothesis.errors import Flaky, FlakyStrategyDefinition
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
@@ -1147,6 +1148,7 @@ def test_sync_state_machine_two_workers_at_once(
 
 
 FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "0"))
+MAX_FUZZ_RESTARTS = 20
 
 
 @pytest.mark.skipif(
@@ -1164,7 +1166,20 @@ def test_sync_state_machine_fuzz(sync_setup: SyncSetup, owner: User, request: py
     machine = bind(request, sync_setup.provider, owner, outcomes)
     started = time.monotonic()
     try:
-        run_state_machine_as_test(machine, settings=long_run)
+        # Preconditions read the database and the emulator (time-dependent, e.g. what is past), so
+        # Hypothesis may find a replayed prefix drawing differently and stop the run
+        # (FlakyStrategyDefinition): go on with fresh sequences until the budget is spent.
+        for _restart in range(MAX_FUZZ_RESTARTS):
+            if outcomes.ran >= FUZZ_EXAMPLES:
+                break
+            try:
+                run_state_machine_as_test(
+                    machine, settings=settings(long_run, max_examples=FUZZ_EXAMPLES - outcomes.ran)
+                )
+            except (FlakyStrategyDefinition, Flaky) as flaky:
+                outcomes.restarts += 1
+                outcomes.first_messages.setdefault("restart", f"{type(flaky).__name__}: {flaky}"[:500])
+            long_run = settings(long_run, derandomize=False)  # what follows: fresh sequences
     finally:
         outcomes.seconds = time.monotonic() - started
         report = os.environ.get("FUZZ_REPORT")
