@@ -25,6 +25,7 @@ RUN_ENV := DEBUG=1 \
 	MICROSOFT_GRAPH_BASE_URL=http://127.0.0.1:$(MICROSOFT_GRAPH_PORT)/v1.0/ \
 	MICROSOFT_CA_BUNDLE=$(CALSYNC_VAR_DIR)/microsoft-emulator-ca.pem \
 	EXCHANGE_SERVER_URL=http://127.0.0.1:$(EXCHANGE_PORT)/EWS/Exchange.asmx \
+	EXCHANGE_ALLOWED_NETWORKS=127.0.0.0/8,::1/128 \
 	CALSYNC_SYNC_INTERVAL_MINUTES=1
 
 .PHONY: run test lint typecheck install install-dev browser fuzz

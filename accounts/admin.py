@@ -11,9 +11,12 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, ClassVar, TypeVar
 
+from allauth.account.models import EmailAddress
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import NestedObjects
+from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.core.exceptions import PermissionDenied
@@ -47,6 +50,20 @@ def autocomplete_source(request: HttpRequest) -> tuple[str, str, str] | None:
     )
 
 
+class BoundedChangeList(ChangeList):
+    """A changelist whose date hierarchy at year 9999 is a refused filter, not a 500.
+
+    Django adds a day, a month or a year to the date asked for (``?due_date__year=9999``), which
+    overflows ``datetime``; the admin answers a refused filter with its "?e=1" page.
+    """
+
+    def get_filters(self, request: HttpRequest) -> Any:
+        try:
+            return super().get_filters(request)
+        except (OverflowError, ValueError) as error:  # ValueError: "year 10000 is out of range"
+            raise IncorrectLookupParameters(error) from error
+
+
 class CompanyScopedAdmin(admin.ModelAdmin[_M]):
     """A model admin that shows staff who are not superusers only their own company's rows."""
 
@@ -63,6 +80,9 @@ class CompanyScopedAdmin(admin.ModelAdmin[_M]):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[_M]:
         return self.scope_to_company(request, super().get_queryset(request))
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return BoundedChangeList
 
     def choices_for(self, request: HttpRequest, related_model: type[models.Model]) -> QuerySet[Any] | None:
         """Foreign-key choices for a non-superuser: what the target's own admin would show them."""
@@ -201,6 +221,16 @@ PRIVILEGE_FIELDS = ("is_superuser", "groups", "user_permissions")
 class UserAdmin(CompanyScopedAdmin[User], DjangoUserAdmin[User]):
     form = EmailUserChangeForm
     add_form = EmailUserCreationForm
+
+    def get_deleted_objects(
+        self, objs: Any, request: HttpRequest
+    ) -> tuple[list[Any], dict[Any, Any], set[Any], list[Any]]:
+        """A user's own e-mail address records (allauth's) go with the user: the permission to
+        delete the user is enough for them."""
+        deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
+        perms_needed = {name for name in perms_needed if name != EmailAddress._meta.verbose_name}
+        return deleted, model_count, perms_needed, protected
+
     fieldsets = (
         (None, {"fields": ("email", "password")}),
         ("Personal info", {"fields": ("first_name", "last_name", "time_zone")}),

@@ -7,7 +7,9 @@ from typing import Any, ClassVar
 
 from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import models, transaction
+
+from accounts.addresses import record_own_address
 
 
 def validate_time_zone(value: str) -> None:
@@ -77,6 +79,14 @@ class User(AbstractUser):
 
     def __str__(self) -> str:
         return self.get_full_name() or self.email
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        update_fields = kwargs.get("update_fields")
+        with transaction.atomic():
+            super().save(*args, **kwargs)
+            if update_fields is None or "email" in update_fields:
+                # Set by the admin or by allauth after verification: the account's verified address.
+                record_own_address(self)
 
     @property
     def display_name(self) -> str:

@@ -8,13 +8,17 @@ opened, and never matches a search (A6).
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Iterable
 from typing import Any, TypeVar
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.actions import delete_selected as django_delete_selected
-from django.contrib.admin.utils import unquote
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.utils import display_for_value, unquote
+from django.contrib.admin.views.main import ChangeList
 from django.db import models
 from django.db.models import BooleanField, Exists, OuterRef, ProtectedError, Q, QuerySet, Value
 from django.forms import ModelChoiceField, ModelForm
@@ -22,11 +26,12 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.dateparse import parse_duration
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext, ngettext
 
-from accounts.admin import CompanyScopedAdmin, admin_user, autocomplete_source
+from accounts.admin import BoundedChangeList, CompanyScopedAdmin, admin_user, autocomplete_source
 from accounts.models import User
 from activities.models import Activity, ActivityType, Deal, LinkedItem, Organization, Person
 from activities.visibility import (
@@ -60,6 +65,24 @@ STAFF_ACTIVITY_LOOKUPS = frozenset(
         "sync_status",
     }
 )
+# What a masked row must not tell through a column, a filter, a filter's counts or the order of the
+# rows: it matches only on owner, time and visibility (A6).
+MASKED_HIDDEN_LOOKUPS = frozenset({"type", "duration", "done", "busy", "sync_status"})
+# The columns a non-superuser may sort by: sorted by type, a masked row between the Calls and the
+# Meetings would tell its type.
+STAFF_SORTABLE = ("owner", "due_date", "time")
+
+
+def reveals_hidden_fields(lookups: Iterable[str]) -> bool:
+    return any(lookup.split("__", 1)[0] in MASKED_HIDDEN_LOOKUPS for lookup in lookups)
+
+
+def _duration_lookup_value(value: str) -> dt.timedelta:
+    """A duration from the URL (``1:30:00``); SQLite compares the column in microseconds, not text."""
+    parsed = parse_duration(value)
+    if parsed is None:
+        raise IncorrectLookupParameters(f"Not a duration: {value!r}")
+    return parsed
 
 
 def _is_activity_autocomplete(request: HttpRequest) -> bool:
@@ -237,28 +260,75 @@ def _masked(obj: Activity) -> bool:
     return bool(getattr(obj, "masked", False))
 
 
+class ActivityChangeList(BoundedChangeList):
+    """The activity changelist. For a non-superuser, a filter, a filter's counts ("facets") or a sort
+    on a field a masked row hides never involves masked rows (A6)."""
+
+    def __init__(self, request: HttpRequest, *args: Any, **kwargs: Any) -> None:
+        self.masks = not admin_user(request).is_superuser  # read while super() builds the queryset
+        super().__init__(request, *args, **kwargs)
+
+    def get_filters_params(self, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        lookup_params = super().get_filters_params(params)
+        for key, values in lookup_params.items():
+            if key.split("__", 1)[0] == "duration" and not key.endswith("__isnull"):
+                lookup_params[key] = [_duration_lookup_value(value) for value in values]
+        return lookup_params
+
+    def get_queryset(
+        self, request: HttpRequest, exclude_parameters: list[str | None] | None = None
+    ) -> QuerySet[Activity]:
+        queryset: QuerySet[Activity] = super().get_queryset(request, exclude_parameters)
+        # A facet counts the rows by the values of the ``exclude_parameters`` filter.
+        lookups = {*self.get_filters_params(), *(name for name in exclude_parameters or () if name)}
+        if self.masks and reveals_hidden_fields(lookups):
+            queryset = queryset.filter(UNMASKED)
+        return queryset
+
+    def get_ordering_field(self, field_name: Any) -> Any:
+        if self.masks and field_name not in STAFF_SORTABLE:
+            return None
+        return super().get_ordering_field(field_name)
+
+
+class UnmaskedTypeFilter(admin.RelatedOnlyFieldListFilter):
+    """The types of the rows a non-superuser sees in full: a type only masked rows have is not offered."""
+
+    def field_choices(self, field: Any, request: HttpRequest, model_admin: Any) -> Any:
+        if admin_user(request).is_superuser:
+            return super().field_choices(field, request, model_admin)
+        used = (
+            model_admin.get_queryset(request)
+            .filter(UNMASKED)
+            .distinct()
+            .values_list(f"{self.field_path}__pk", flat=True)
+        )
+        ordering = self.field_admin_ordering(field, request, model_admin)
+        return field.get_choices(include_blank=False, limit_choices_to={"pk__in": used}, ordering=ordering)
+
+
 @admin.register(Activity)
 class ActivityAdmin(CompanyScopedAdmin[Activity]):
     list_display = (
         "subject_or_private",
-        "type",
+        "type_or_blank",
         "owner",
         "due_date",
         "time",
-        "duration",
-        "done",
-        "visibility",
+        "duration_or_blank",
+        "done_or_blank",
+        "visibility_or_blank",
         "deal_link",
         "person_link",
         "organization_link",
         "location_or_blank",
-        "sync_status",
+        "sync_status_or_blank",
         "account",
     )
     list_filter = (
         ("company", admin.RelatedOnlyFieldListFilter),
         ("owner", admin.RelatedOnlyFieldListFilter),
-        ("type", admin.RelatedOnlyFieldListFilter),
+        ("type", UnmaskedTypeFilter),
         "done",
         "visibility",
         "sync_status",
@@ -332,9 +402,20 @@ class ActivityAdmin(CompanyScopedAdmin[Activity]):
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Activity], search_term: str
     ) -> tuple[QuerySet[Activity], bool]:
-        if search_term.strip() and not admin_user(request).is_superuser:
+        # Search, and picking an activity in another admin's autocomplete (which lists str(), the
+        # subject, even with no term), never involve a masked row.
+        searching = search_term.strip() or autocomplete_source(request) is not None
+        if searching and not admin_user(request).is_superuser:
             queryset = queryset.filter(UNMASKED)
         return super().get_search_results(request, queryset, search_term)
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return ActivityChangeList
+
+    def get_sortable_by(self, request: HttpRequest) -> Any:
+        if admin_user(request).is_superuser:
+            return super().get_sortable_by(request)
+        return STAFF_SORTABLE
 
     def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
         if (
@@ -399,11 +480,31 @@ class ActivityAdmin(CompanyScopedAdmin[Activity]):
     def subject_or_private(self, obj: Activity) -> str:
         return PRIVATE_LABEL if _masked(obj) else obj.subject
 
+    @admin.display(description="Type", ordering="type")
+    def type_or_blank(self, obj: Activity) -> object:
+        return EMPTY if _masked(obj) else obj.type
+
     @admin.display(description="Time", ordering="start_at")
     def time(self, obj: Activity) -> str:
         if obj.start_at is None:
             return "All day"
         return timezone.localtime(obj.start_at).strftime("%H:%M")
+
+    @admin.display(description="Duration", ordering="duration")
+    def duration_or_blank(self, obj: Activity) -> object:
+        return EMPTY if _masked(obj) else obj.duration
+
+    @admin.display(description="Done", ordering="done")
+    def done_or_blank(self, obj: Activity) -> str:
+        return EMPTY if _masked(obj) else display_for_value(obj.done, EMPTY, boolean=True)
+
+    @admin.display(description="Visibility", ordering="visibility")
+    def visibility_or_blank(self, obj: Activity) -> str:
+        return EMPTY if _masked(obj) else obj.get_visibility_display()
+
+    @admin.display(description="Sync status", ordering="sync_status")
+    def sync_status_or_blank(self, obj: Activity) -> object:
+        return EMPTY if _masked(obj) else obj.get_sync_status_display()
 
     @admin.display(description="Deal")
     def deal_link(self, obj: Activity) -> object:

@@ -22,7 +22,7 @@ from django.http import QueryDict
 from accounts.models import User
 from activities.bounds import BoundedDateField, SafeModelMultipleChoiceField
 from activities.models import Activity, ActivityType
-from activities.visibility import mine_condition, search_condition
+from activities.visibility import masked_condition, mine_condition, search_condition
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -209,13 +209,17 @@ def week_start(day: dt.date) -> dt.date:
     return day - dt.timedelta(days=day.weekday())
 
 
-def time_condition(filters: ActivityFilters, now: dt.datetime, tz: zoneinfo.ZoneInfo) -> Q:
+def time_condition(
+    filters: ActivityFilters, now: dt.datetime, tz: zoneinfo.ZoneInfo, masked: Q | None = None
+) -> Q:
+    """``masked``: the rows whose done flag must not count (A6); they are overdue once past."""
     today = now.astimezone(tz).date()
     match filters.time:
         case TimeChoice.OVERDUE:
             # Overdue means "should have been done by now and is not".
             late = Q(start_at__isnull=False, start_at__lt=now) | Q(start_at__isnull=True, due_date__lt=today)
-            return Q(done=False) & late
+            not_done = Q(done=False) if masked is None else Q(done=False) | masked
+            return not_done & late
         case TimeChoice.TODAY:
             return days_condition(today, today, tz)
         case TimeChoice.TOMORROW:
@@ -246,19 +250,22 @@ def filter_activities(
     """Apply ``filters`` to ``activities`` (which must come from ``visible_activities(user)``).
 
     ``with_time=False`` leaves the time filter out: the calendar picks its own range.
+    A masked activity (A6) matches on owner, time and visibility only: the type and status
+    filters let it through whatever its type and done flag, or they would tell them.
     """
+    masked = masked_condition(user)
     if filters.owner is OwnerChoice.ME:
         activities = activities.filter(mine_condition(user))  # M1: and the meetings they attend
     elif isinstance(filters.owner, int):
         activities = activities.filter(owner_id=filters.owner)
     if filters.type_ids:
-        activities = activities.filter(type_id__in=filters.type_ids)
+        activities = activities.filter(Q(type_id__in=filters.type_ids) | masked)
     if filters.status is StatusChoice.TODO:
-        activities = activities.filter(done=False)
+        activities = activities.filter(Q(done=False) | masked)
     elif filters.status is StatusChoice.DONE:
-        activities = activities.filter(done=True)
+        activities = activities.filter(Q(done=True) | masked)
     if with_time:
-        activities = activities.filter(time_condition(filters, now, user.tzinfo))
+        activities = activities.filter(time_condition(filters, now, user.tzinfo, masked))
     if filters.q:
         activities = activities.filter(search_condition(user, filters.q))
     return activities

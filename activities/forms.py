@@ -281,7 +281,8 @@ class ActivityForm(forms.ModelForm[Activity]):
     def _offer_video_call(self, owner: User) -> str:
         """M4: the option is offered when the owner's calendar can add a video call; otherwise it is
         hidden and the note says why (kept as it was on an activity that already asked for one)."""
-        account = owner.calendar_accounts.filter(stopped_at__isnull=True).first()
+        # Never the credentials: a page does not decrypt them (C7).
+        account = owner.calendar_accounts.filter(stopped_at__isnull=True).defer("credentials").first()
         service = account.video_call_service if account is not None else None
         if service is not None:
             self.fields[

@@ -22,12 +22,12 @@ class GuestAnswer:
     label: str
 
 
-def guest_answers(activity: Activity, participant_emails: list[str]) -> list[GuestAnswer]:
-    """Every guest (listed guests, participants, attending colleagues), each with the answer the
-    organizer's calendar holds; a guest the calendar has not reported yet has no answer shown."""
+def guest_answers(activity: Activity) -> list[GuestAnswer]:
+    """The guests, then everyone else the organizer's calendar lists (participants, attending
+    colleagues), each with the answer the calendar holds; none shown before the calendar said."""
     responses = {str(k).lower(): str(v) for k, v in (activity.guest_responses or {}).items()}
     emails: list[str] = []
-    for email in [*(activity.guests or []), *participant_emails, *responses]:
+    for email in [*(activity.guests or []), *responses]:
         if str(email).lower() not in {e.lower() for e in emails}:
             emails.append(str(email))
     answers = []

@@ -90,3 +90,26 @@ def search_condition(user: User, text: str) -> Q:
     """Free-text search that never matches hidden fields of a masked activity (A6)."""
     matches = Q(subject__icontains=text) | Q(location__icontains=text) | Q(note__icontains=text)
     return matches & ~masked_condition(user)
+
+
+# Rows that keep a copy of an activity rather than the activity itself (the calendar sync's trash
+# keeps its fields as JSON) follow the same rules; the caller names the columns (or aliases) that
+# hold the copy's owner, visibility and link ids.
+
+
+def copied_links_visible(user: User, *, deal: str, person: str, organization: str) -> Q:
+    """A5 for a copy: each of its linked ids is empty, or an item ``user`` may view."""
+    return (
+        _id_visible(deal, visible_deals(user))
+        & _id_visible(person, visible_persons(user))
+        & _id_visible(organization, visible_organizations(user))
+    )
+
+
+def copy_masked_condition(user: User, *, visibility: str, owner: str) -> Q:
+    """A6 for a copy: another user's private activity (a copy has no attendees left to see it)."""
+    return Q(**{visibility: Visibility.OWNER}) & ~Q(**{owner: user})
+
+
+def _id_visible(field: str, items: QuerySet[Deal] | QuerySet[Person] | QuerySet[Organization]) -> Q:
+    return Q(**{f"{field}__isnull": True}) | Q(**{f"{field}__in": items.values("pk")})

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import Min
 from django.db.models.functions import Coalesce
@@ -25,8 +29,11 @@ from calendarsync.models import (
     SyncPreferences,
     SyncType,
 )
-from calendarsync.providers.base import RemoteCalendarInfo
+from calendarsync.providers.base import ProviderError, RemoteCalendarInfo
+from calendarsync.providers.registry import can_revoke, consent_pages, revoke_access
 from calendarsync.tasks import request_sync
+
+logger = logging.getLogger(__name__)
 
 INSUFFICIENT_PERMISSIONS_HELP = (
     "CalSync was not allowed to use your calendar. Ask your IT admin to allow third-party "
@@ -397,15 +404,82 @@ def _first_start(account: CalendarAccount, preferences: SyncPreferences, now: dt
     return min(earlier, now) if earlier is not None else now
 
 
+@dataclass(frozen=True)
+class Disconnected:
+    """What a disconnect leaves to the user: pages where they remove CalSync's access themselves,
+    as (kind of account, URL), for a provider that lets no app revoke its own access (Microsoft)."""
+
+    consent_pages: tuple[tuple[str, str], ...] = ()
+
+
 @transaction.atomic
-def do_stop_sync(*, acting_user: User, account: CalendarAccount) -> None:
-    """Disconnect: credentials are removed, activities and their links are kept (C6)."""
+def do_stop_sync(*, acting_user: User, account: CalendarAccount) -> Disconnected:
+    """Disconnect: credentials are removed, activities and their links are kept (C6).
+
+    The access is given back at the provider once the disconnect is committed (Google revokes the
+    grant); a failed revocation is logged and audited, the disconnect stands.
+    """
     now = timezone.now()
+    credentials = _stored_credentials(account)
     account.credentials = None
     account.stopped_at = now
     account.save(update_fields=["credentials", "stopped_at"])
     SyncPreferences.objects.filter(account=account).update(sync_stopped_at=now, updated_at=now)
     _audit(account, acting_user, "sync_stopped", {"email": account.email})
+    revocable = _revocable(account, acting_user, credentials)
+    if revocable is not None:
+        transaction.on_commit(partial(_revoke_access, account, acting_user, revocable), robust=True)
+    return Disconnected(consent_pages=consent_pages(account.provider))
+
+
+def _stored_credentials(account: CalendarAccount) -> Secret | None:
+    """The credentials as stored now (a sync may have refreshed them); None if no key decrypts them."""
+    try:
+        stored = CalendarAccount.objects.values_list("credentials", flat=True).get(pk=account.pk)
+    except ValidationError:
+        logger.warning("calendar account %s: no key decrypts its credentials", account.pk)
+        return None
+    return stored if isinstance(stored, Secret) and stored else None
+
+
+def _revocable(account: CalendarAccount, acting_user: User, credentials: Secret | None) -> Secret | None:
+    """The credentials to revoke at the provider; None when there is no call to make, and why goes
+    into the audit trail.
+
+    Google's revocation ends the app's access to the whole Google account: a colleague who
+    connected the same account would lose theirs too, so a shared grant is left alone.
+    """
+    if not can_revoke(account.provider):
+        _audit(account, acting_user, "access_forgotten", {"provider": str(account.provider)})
+        return None
+    if credentials is None:  # already stopped, or undecryptable (logged): nothing to send
+        return None
+    if _grant_shared(account):
+        _audit(account, acting_user, "access_revoke_skipped", {"reason": "another user's account uses it"})
+        return None
+    return credentials
+
+
+def _grant_shared(account: CalendarAccount) -> bool:
+    return (
+        CalendarAccount.objects.filter(
+            provider=account.provider, email__iexact=account.email, stopped_at__isnull=True
+        )
+        .exclude(pk=account.pk)
+        .exists()
+    )
+
+
+def _revoke_access(account: CalendarAccount, acting_user: User, credentials: Secret) -> None:
+    """After commit: the provider call, outside the disconnect's transaction and its row lock."""
+    try:
+        revoke_access(account.provider, credentials)
+    except ProviderError as exc:
+        # Our own message (status or exception class), never the provider's body or the token.
+        logger.warning("could not revoke access of calendar account %s: %s", account.pk, exc.message)
+        _audit(account, acting_user, "access_revoke_failed", {"error": exc.message})
+        return
+    _audit(account, acting_user, "access_revoked", {"provider": str(account.provider)})
 
 
 @transaction.atomic

@@ -115,14 +115,30 @@ class CalendarAccountAdmin(CompanyScopedAdmin[CalendarAccount]):
     @admin.action(description="Disconnect the selected accounts (keeps activities, removes credentials)")
     def disconnect(self, request: HttpRequest, queryset: QuerySet[CalendarAccount]) -> None:
         accounts = list(queryset.filter(stopped_at__isnull=True))
+        left_to_users = 0
         for account in accounts:
-            do_stop_sync(acting_user=admin_user(request), account=account)
+            disconnected = do_stop_sync(acting_user=admin_user(request), account=account)
+            left_to_users += bool(disconnected.consent_pages)
         self.message_user(
             request,
             ngettext("Disconnected %(count)d account.", "Disconnected %(count)d accounts.", len(accounts))
             % {"count": len(accounts)},
             messages.SUCCESS,
         )
+        if left_to_users:
+            # Microsoft lets no app revoke its own access: only the user can withdraw the consent.
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d Microsoft 365 account: CalSync deleted its tokens; its user can remove "
+                    "CalSync's access in their Microsoft account.",
+                    "%(count)d Microsoft 365 accounts: CalSync deleted their tokens; their users can "
+                    "remove CalSync's access in their Microsoft accounts.",
+                    left_to_users,
+                )
+                % {"count": left_to_users},
+                messages.INFO,
+            )
 
 
 @admin.register(AuditEvent)

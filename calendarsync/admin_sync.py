@@ -2,25 +2,78 @@
 
 Imported from ``calendarsync/admin.py`` (``from calendarsync import admin_sync  # noqa: F401``).
 Everything here is read-only except the trash's "Restore" action.
+
+Links and trash entries name activities. Staff who are not superusers see them through
+:mod:`activities.visibility`, like every other list of activities: one that names an activity
+they may not see (A5) is not listed, and another user's private activity shows as "Private"
+without its subject, type or anything else, and never matches a search (A6).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import BigIntegerField, BooleanField, Case, Exists, OuterRef, Q, QuerySet, Value, When
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast, NullIf
 from django.http import HttpRequest
 from django.utils.translation import ngettext
 
-from accounts.admin import CompanyScopedAdmin
+from accounts.admin import CompanyScopedAdmin, admin_user, autocomplete_source
+from accounts.models import User
+from activities.visibility import (
+    PRIVATE_LABEL,
+    copied_links_visible,
+    copy_masked_condition,
+    masked_condition,
+    visible_activities,
+)
 from calendarsync.models import ActivityTrash, EventLink, SyncRun
 from calendarsync.sync.trash import restore
 
 M = TypeVar("M", EventLink, SyncRun, ActivityTrash)
-PRIVATE_LABEL = "Private"
+EMPTY = "-"
 TRASH_FIELDS = ("owner", "account", "activity_id", "reason", "trashed_at", "restored_at", "restored_activity")
+# What a masked entry's page leaves out: the subject, and the restored activity (named by its subject).
+MASKED_TRASH_FIELDS = tuple(name for name in TRASH_FIELDS if name != "restored_activity")
+LINK_ACTIVITY = "activity_or_private"
+# The snapshot holds the activity's fields: never shown. ``activity_type`` is a masked one's type.
+LINK_FIELDS = (
+    "account",
+    "activity",
+    "calendar_external_id",
+    "external_id",
+    "etag",
+    "origin",
+    "state",
+    "activity_type",
+    "remote_updated",
+    "is_recurring_instance",
+    "series_id",
+    "created_at",
+    "updated_at",
+)
+NOT_MASKED = Value(False, output_field=BooleanField())
+
+
+def _searching(request: HttpRequest, search_term: str) -> bool:
+    """A search, or another admin's autocomplete (which lists str(), the subject, even with no term)."""
+    return bool(search_term.strip()) or autocomplete_source(request) is not None
+
+
+def _trash_masked(user: User) -> Q:
+    """A6 for a trash entry: the JSON copy says "only owner", and ``user`` is not its owner."""
+    return copy_masked_condition(user, visibility="data__visibility", owner="owner")
+
+
+def _copied_id(key: str) -> Any:
+    """An id in a trashed activity's JSON copy, NULL when empty.
+
+    SQLite reads a JSON null as the text "null", which casts to 0 (never an id); PostgreSQL as NULL.
+    """
+    return NullIf(Cast(KeyTextTransform(key, "data"), BigIntegerField()), Value(0))
 
 
 class _ReadOnlyAdmin(CompanyScopedAdmin[M]):
@@ -36,7 +89,7 @@ class EventLinkAdmin(_ReadOnlyAdmin[EventLink]):
     company_lookup = "account__user__company"
     list_display = (
         "external_id",
-        "activity",
+        LINK_ACTIVITY,
         "account",
         "origin",
         "state",
@@ -47,22 +100,35 @@ class EventLinkAdmin(_ReadOnlyAdmin[EventLink]):
     list_select_related = ("activity", "account")
     search_fields = ("external_id", "account__email")
     ordering = ("-updated_at",)
-    # The snapshot holds the activity's fields: shown only on the detail page of one link.
-    fields = (
-        "account",
-        "activity",
-        "calendar_external_id",
-        "external_id",
-        "etag",
-        "origin",
-        "state",
-        "activity_type",
-        "remote_updated",
-        "is_recurring_instance",
-        "series_id",
-        "created_at",
-        "updated_at",
-    )
+    fields = LINK_FIELDS
+    readonly_fields = (LINK_ACTIVITY,)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[EventLink]:
+        links = super().get_queryset(request)
+        user = admin_user(request)
+        if user.is_superuser:
+            return links.annotate(activity_masked=NOT_MASKED)
+        visible = visible_activities(user)
+        return links.filter(Q(activity__isnull=True) | Q(activity__in=visible.values("pk"))).annotate(
+            activity_masked=Exists(visible.filter(masked_condition(user), pk=OuterRef("activity_id")))
+        )
+
+    def get_fields(self, request: HttpRequest, obj: EventLink | None = None) -> tuple[str, ...]:
+        if admin_user(request).is_superuser:
+            return LINK_FIELDS
+        masked = obj is not None and _link_masked(obj)
+        shown = (LINK_ACTIVITY if name == "activity" else name for name in LINK_FIELDS)
+        return tuple(name for name in shown if not (masked and name == "activity_type"))
+
+    @admin.display(description="Activity")
+    def activity_or_private(self, obj: EventLink) -> object:
+        if obj.activity is None:
+            return EMPTY
+        return PRIVATE_LABEL if _link_masked(obj) else obj.activity
+
+
+def _link_masked(link: EventLink) -> bool:
+    return bool(getattr(link, "activity_masked", False))
 
 
 @admin.register(SyncRun)
@@ -88,24 +154,51 @@ class ActivityTrashAdmin(_ReadOnlyAdmin[ActivityTrash]):
     fields = TRASH_FIELDS
     actions = ("restore_activities",)
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ActivityTrash]:
+        entries = super().get_queryset(request)
+        user = admin_user(request)
+        if user.is_superuser:
+            return entries.annotate(masked=NOT_MASKED)
+        copy = {
+            "copy_deal": _copied_id("deal_id"),
+            "copy_person": _copied_id("person_id"),
+            "copy_organization": _copied_id("organization_id"),
+        }
+        masked = _trash_masked(user)
+        return (
+            entries.alias(**copy)
+            .filter(
+                copied_links_visible(
+                    user, deal="copy_deal", person="copy_person", organization="copy_organization"
+                )
+            )
+            .annotate(masked=Case(When(masked, then=Value(True)), default=NOT_MASKED))
+        )
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[ActivityTrash], search_term: str
+    ) -> tuple[QuerySet[ActivityTrash], bool]:
+        user = admin_user(request)
+        if _searching(request, search_term) and not user.is_superuser:
+            queryset = queryset.exclude(_trash_masked(user))
+        return super().get_search_results(request, queryset, search_term)
+
     @staticmethod
-    def _masked(request: HttpRequest, entry: ActivityTrash) -> bool:
-        """A6: another user's private activity shows as "Private" to staff who are not superusers."""
-        user = request.user
-        private = isinstance(entry.data, dict) and entry.data.get("visibility") == "owner"
-        return private and not user.is_superuser and entry.owner_id != user.pk
+    def _label(entry: ActivityTrash) -> str:
+        """A6: another user's private activity is "Private" to staff who are not superusers."""
+        return PRIVATE_LABEL if getattr(entry, "masked", False) else entry.subject
 
     def get_list_display(
         self, request: HttpRequest
     ) -> tuple[str | Callable[[ActivityTrash], str | bool], ...]:
         def subject(entry: ActivityTrash) -> str:
-            return PRIVATE_LABEL if self._masked(request, entry) else entry.subject
+            return self._label(entry)
 
         return (subject, *self.list_display)
 
     def get_fields(self, request: HttpRequest, obj: ActivityTrash | None = None) -> tuple[str, ...]:
-        if obj is not None and self._masked(request, obj):
-            return TRASH_FIELDS
+        if obj is not None and getattr(obj, "masked", False):
+            return MASKED_TRASH_FIELDS
         return ("subject", *TRASH_FIELDS)
 
     @admin.action(description="Restore the selected activities")
@@ -115,7 +208,7 @@ class ActivityTrashAdmin(_ReadOnlyAdmin[ActivityTrash]):
             try:
                 restore(entry)
             except ValueError as exc:
-                self.message_user(request, f"{entry.subject}: {exc}", messages.ERROR)
+                self.message_user(request, f"{self._label(entry)}: {exc}", messages.ERROR)
                 continue
             restored += 1
         text = ngettext("Restored %(count)d activity.", "Restored %(count)d activities.", restored)

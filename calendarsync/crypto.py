@@ -2,11 +2,17 @@
 
 The first key encrypts; every key decrypts, so keys rotate by prepending a new one
 and running ``manage.py rotate_credentials``.
+
+Credentials no key decrypts (a key retired before the rotation ran) load as an empty
+``UnreadableSecret``, never as an error: a page that happens to load the account still works,
+the sync finds nothing to sign in with and asks the user to reconnect, and the ciphertext is
+written back unchanged should the row be saved (the old key may yet be restored).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
@@ -15,6 +21,8 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+
+logger = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=4)
@@ -50,6 +58,19 @@ class Secret(dict[str, Any]):
     __str__ = __repr__
 
 
+class UnreadableSecret(Secret):
+    """Stored credentials that no key of FIELD_ENCRYPTION_KEYS decrypts: empty, the ciphertext kept."""
+
+    def __init__(self, ciphertext: str = "") -> None:
+        super().__init__()
+        self.ciphertext = ciphertext
+
+    def __repr__(self) -> str:
+        return "<UnreadableSecret>"
+
+    __str__ = __repr__
+
+
 class EncryptedJSONField(models.Field[Mapping[str, Any] | None, Secret | None]):
     """Stores a JSON object encrypted in a text column; the Python value is a ``Secret`` dict."""
 
@@ -61,7 +82,11 @@ class EncryptedJSONField(models.Field[Mapping[str, Any] | None, Secret | None]):
     def from_db_value(self, value: str | None, expression: object, connection: object) -> Secret | None:
         if value is None or value == "":
             return None
-        return Secret(json.loads(decrypt_text(value)))
+        try:
+            return Secret(json.loads(decrypt_text(value)))
+        except ValidationError:
+            logger.error("Stored credentials cannot be decrypted with any key of FIELD_ENCRYPTION_KEYS")
+            return UnreadableSecret(value)
 
     def to_python(self, value: Any) -> Secret | None:
         if value is None or isinstance(value, Secret):
@@ -73,6 +98,8 @@ class EncryptedJSONField(models.Field[Mapping[str, Any] | None, Secret | None]):
     def get_prep_value(self, value: Any) -> str | None:
         if value is None:
             return None
+        if isinstance(value, UnreadableSecret):
+            return value.ciphertext
         return encrypt_text(json.dumps(dict(value), sort_keys=True))
 
     def value_to_string(self, obj: models.Model) -> str:

@@ -13,7 +13,7 @@ from typing import Any, ClassVar, cast
 from django import forms
 
 from accounts.models import User
-from activities.bounds import SafeModelMultipleChoiceField
+from activities.bounds import SafeModelChoiceField, SafeModelMultipleChoiceField
 from activities.models import ActivityType
 from calendarsync.actions import active_company_types, writable_calendars
 from calendarsync.models import (
@@ -66,7 +66,7 @@ class CalendarForm(PreferenceForm):
     title = "Calendar"
     help = "The calendar your activities are written to (and, in two-way sync, read from)."
 
-    calendar = forms.ModelChoiceField(
+    calendar = SafeModelChoiceField(
         label="Sync with calendar",
         queryset=RemoteCalendar.objects.none(),
         empty_label=None,
@@ -105,7 +105,7 @@ class IncomingTypeForm(PreferenceForm):
     title = "Convert external calendar events"
     help = "New events from your calendar become CRM activities of this type."
 
-    incoming_type = forms.ModelChoiceField(
+    incoming_type = SafeModelChoiceField(
         label="Activity type for calendar events",
         queryset=ActivityType.objects.none(),
         error_messages={"required": "Choose an activity type.", "invalid_choice": TYPE_ERROR},

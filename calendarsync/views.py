@@ -12,6 +12,8 @@ from django.forms import BoundField, CheckboxInput, CheckboxSelectMultiple, Radi
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 from django.views.decorators.http import require_http_methods
 from django_htmx.middleware import HtmxDetails
 
@@ -238,13 +240,33 @@ def stop_sync(request: AuthedHttpRequest, pk: int) -> HttpResponse:
         return render(
             request, "calendarsync/stop_confirm.html", {"account": account, "section": "calendar_sync"}
         )
-    do_stop_sync(acting_user=request.user, account=account)
+    disconnected = do_stop_sync(acting_user=request.user, account=account)
     messages.success(
         request,
         f"Sync stopped and {account.email} disconnected. Your activities are kept. "
         "You can add an account again below.",
     )
+    if disconnected.consent_pages:
+        messages.info(
+            request, _remove_access_yourself(account.get_provider_display(), disconnected.consent_pages)
+        )
     return redirect(page_url())
+
+
+def _remove_access_yourself(provider: str, pages: tuple[tuple[str, str], ...]) -> SafeString:
+    """The provider lets no app revoke its own access (Microsoft): CalSync forgot its keys, the user
+    can do the rest on these pages."""
+    links = format_html_join(
+        " or ",
+        '<a href="{}" rel="noopener noreferrer" target="_blank">{}</a> ({})',
+        ((url, url.removeprefix("https://"), kind) for kind, url in pages),
+    )
+    return format_html(
+        "CalSync has deleted its keys to your calendar. {} does not let apps withdraw their own "
+        "access, so to remove CalSync from your account as well, open {}.",
+        provider,
+        links,
+    )
 
 
 # --------------------------------------------------------------------------- connect: other, reconnect

@@ -6,7 +6,9 @@ cannot be parsed, so a bad deployment stops at start-up instead of misbehaving.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import zoneinfo
 from typing import Any
 
@@ -51,6 +53,19 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_networks(name: str, default: list[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """Comma-separated CIDRs (10.0.0.0/8, fd00::/8); a bare address is a one-address network."""
+    networks = []
+    for item in env_list(name, default):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError as exc:
+            raise ImproperlyConfigured(
+                f"{name} must be comma-separated networks such as 10.0.0.0/8 or fd00::/8, got {item!r}"
+            ) from exc
+    return networks
 
 
 def env_time_zone(name: str, default: str) -> str:
@@ -98,3 +113,43 @@ def env_fernet_keys(name: str, default: list[str]) -> list[str]:
                 f"{name} holds a value that is not a Fernet key (32 url-safe base64 bytes)"
             ) from exc
     return keys
+
+
+_HEADER_NAME = re.compile(r"[A-Za-z0-9-]+")
+
+
+def env_proxy_ssl_header(name: str) -> tuple[str, str] | None:
+    """``Header-Name: value`` that a trusted TLS proxy sets on HTTPS requests, as Django's
+    SECURE_PROXY_SSL_HEADER (``("HTTP_HEADER_NAME", "value")``); unset or empty means none."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    header, separator, value = (part.strip() for part in raw.partition(":"))
+    if not separator or not value or not _HEADER_NAME.fullmatch(header):
+        raise ImproperlyConfigured(
+            f"{name} must be a header and the value meaning HTTPS, like 'X-Forwarded-Proto: https', got {raw!r}"
+        )
+    return "HTTP_" + header.upper().replace("-", "_"), value
+
+
+_CACHE_BACKENDS = {
+    "redis": "django.core.cache.backends.redis.RedisCache",
+    "rediss": "django.core.cache.backends.redis.RedisCache",
+    "locmem": "django.core.cache.backends.locmem.LocMemCache",
+}
+
+
+def env_cache(name: str, default: str) -> dict[str, Any]:
+    """A cache from a URL: ``redis://`` or ``rediss://`` (shared by every process) or ``locmem://``
+    (this process only)."""
+    raw = os.environ.get(name, default)
+    scheme, separator, rest = raw.partition("://")
+    scheme = scheme.lower()
+    # The message shows the scheme only: the URL may carry the Redis password.
+    expected = f"{name} must be a redis://, rediss:// or locmem:// URL"
+    if not separator:
+        raise ImproperlyConfigured(f"{expected}, got a value without a scheme")
+    backend = _CACHE_BACKENDS.get(scheme)
+    if backend is None:
+        raise ImproperlyConfigured(f"{expected}, got a {scheme[:20]}:// URL")
+    return {"BACKEND": backend, "LOCATION": raw if scheme != "locmem" else (rest or "calsync")}

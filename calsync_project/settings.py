@@ -13,10 +13,13 @@ from celery.schedules import crontab
 from calsync_project.env import (
     env_bool,
     env_broker_url,
+    env_cache,
     env_database,
     env_fernet_keys,
     env_int,
     env_list,
+    env_networks,
+    env_proxy_ssl_header,
     env_str,
     env_time_zone,
 )
@@ -38,7 +41,7 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 FIELD_ENCRYPTION_KEYS = env_fernet_keys("FIELD_ENCRYPTION_KEYS", [DEV_FERNET_KEY])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "accounts.apps.CalSyncAdminConfig",  # Django admin, its login rate-limited with allauth's
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -47,6 +50,7 @@ INSTALLED_APPS = [
     "allauth",
     "allauth.account",
     "django_htmx",
+    "calsync_project.apps.CalSyncProjectConfig",  # the deploy checks (calsync_project.checks)
     "accounts",
     "activities",
     "calendarsync",
@@ -54,11 +58,13 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "accounts.middleware.PrivatePagesMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
@@ -107,12 +113,36 @@ AUTH_PASSWORD_VALIDATORS = [
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None
-ACCOUNT_EMAIL_VERIFICATION = "none"
+# Changing one's e-mail (issue #13): the current password first (unless entered in the last 5
+# minutes), then the new address waits, unverified, until the link mailed to it is followed, and
+# then replaces the old one (which is told). The address the admin set counts as verified
+# (accounts/addresses.py). Another user's address is refused with a form error (accounts/forms.py);
+# the password reset form keeps hiding whether an address has an account.
+ACCOUNT_EMAIL_VERIFICATION = "optional"
+ACCOUNT_CHANGE_EMAIL = True
+ACCOUNT_REAUTHENTICATION_REQUIRED = True
+ACCOUNT_EMAIL_NOTIFICATIONS = True
+ACCOUNT_PREVENT_ENUMERATION = True
+ACCOUNT_FORMS = {"add_email": "accounts.forms.ChangeEmailForm"}
 ACCOUNT_ADAPTER = "accounts.adapters.CompanyAccountAdapter"
 ACCOUNT_LOGOUT_ON_GET = False
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "activities:list"
 ACCOUNT_LOGOUT_REDIRECT_URL = "account_login"
+
+# E-mail (password resets, verification of a changed address): `make run` (DEBUG=1) prints mails
+# on the console, the tests keep them in memory (locmem); production sends through SMTP.
+_MAIL_BACKENDS = "django.core.mail.backends"
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    f"{_MAIL_BACKENDS}.console.EmailBackend" if DEBUG else f"{_MAIL_BACKENDS}.smtp.EmailBackend",
+)
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "CalSync <calsync@localhost>")
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_time_zone("TIME_ZONE", "UTC")
@@ -131,6 +161,35 @@ WHITENOISE_USE_FINDERS = True
 
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+
+# Behind a TLS load balancer (issue #13): the header it sets on HTTPS requests, e.g.
+# "X-Forwarded-Proto: https" (set it only if the proxy overwrites the client's own), HSTS and
+# the redirect to HTTPS. TRUSTED_PROXY_COUNT: how many proxies append to X-Forwarded-For, so the
+# login rate limits count per client address, not per load balancer.
+SECURE_PROXY_SSL_HEADER = env_proxy_ssl_header("SECURE_PROXY_SSL_HEADER")
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+ALLAUTH_TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0)
+
+# One cache for every process (Redis in production): it holds the login rate limits of both
+# the allauth and the admin login. LocMem (this process only) suits `make run` and the tests.
+CACHES = {"default": env_cache("CACHE_URL", "locmem://")}
+
+# Content-Security-Policy (django-csp): our own static files (htmx among them), nothing inline,
+# no eval. No form-action: Chromium applies it to the redirect to Google's or Microsoft's sign-in.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 # Celery: an embedded filesystem broker by default, so `make run` needs no server.
 CELERY_BROKER_URL = env_broker_url("CELERY_BROKER_URL", "filesystem://")
@@ -218,3 +277,8 @@ MICROSOFT_SCOPES = [MICROSOFT_CALENDAR_SCOPE, "User.Read"]
 # Microsoft Exchange (EWS, C2/C3/C5). Empty: an empty "Server URL" on the connect form uses
 # autodiscover; set it to send such connects to one known EWS endpoint instead.
 EXCHANGE_SERVER_URL = env_str("EXCHANGE_SERVER_URL", "")
+# CalSync sends the Exchange password only to public addresses (no SSRF); these CIDRs are allowed
+# too, for a self-hosted install's on-premises server (`make run` and the tests: loopback).
+EXCHANGE_ALLOWED_NETWORKS = env_networks("EXCHANGE_ALLOWED_NETWORKS", [])
+# Exchange connect attempts per user per 10 minutes (each sends a password to some server).
+EXCHANGE_CONNECT_MAX_ATTEMPTS = env_int("EXCHANGE_CONNECT_MAX_ATTEMPTS", 10, minimum=1)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import os
 import socket
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
+from pytest_django.fixtures import Settings
 
 from accounts.models import Company, User
 from activities.models import Activity, ActivityType
@@ -31,6 +34,26 @@ def _block_outside_network(monkeypatch: pytest.MonkeyPatch) -> None:
         return real_connect(self, address)
 
     monkeypatch.setattr(socket.socket, "connect", guarded_connect)
+
+
+# The emulators listen on loopback, where Exchange connections go only through
+# EXCHANGE_ALLOWED_NETWORKS (issue #13). pytest-django reads the settings before this file, so the
+# fixture sets them for this process; the variable reaches the worker processes tests start.
+TEST_ALLOWED_NETWORKS = "127.0.0.0/8,::1/128"
+os.environ.setdefault("EXCHANGE_ALLOWED_NETWORKS", TEST_ALLOWED_NETWORKS)
+
+
+@pytest.fixture(autouse=True)
+def _exchange_may_reach_the_emulators(settings: Settings) -> None:
+    settings.EXCHANGE_ALLOWED_NETWORKS = [
+        ipaddress.ip_network(network) for network in TEST_ALLOWED_NETWORKS.split(",")
+    ]
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache() -> None:
+    """Counters in the cache (attempt limits) start at zero: user ids repeat between tests."""
+    cache.clear()
 
 
 @pytest.fixture

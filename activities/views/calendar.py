@@ -12,7 +12,7 @@ from activities.calendar import CalendarView, build_grid, grid_range, parse_anch
 from activities.calendar_week import build_week
 from activities.filters import ActivityFilterForm, SortChoice, days_condition, filter_activities, order_by_due
 from activities.sync_display import sync_badge
-from activities.views.common import HtmxHttpRequest, render_page_or_fragment
+from activities.views.common import UNREAD_COLUMNS, HtmxHttpRequest, render_page_or_fragment
 from activities.visibility import visible_activities
 
 CALENDAR_RELATIONS = ("type", "owner", "calendar_account")
@@ -36,7 +36,9 @@ def activity_calendar(request: HtmxHttpRequest) -> HttpResponse:
         visible_activities(user), filters, user=user, now=now, with_time=False
     ).filter(days_condition(first, last, tz))
     limit: int = settings.CALENDAR_MAX_ITEMS
-    ordered = order_by_due(in_range, SortChoice.ASC).select_related(*CALENDAR_RELATIONS)
+    ordered = (
+        order_by_due(in_range, SortChoice.ASC).select_related(*CALENDAR_RELATIONS).defer(*UNREAD_COLUMNS)
+    )
     shown = list(ordered[: limit + 1])
     total = len(shown)
     if total > limit:

@@ -16,6 +16,9 @@ from activities.models import Activity
 from activities.visibility import visible_activities
 
 ROW_RELATIONS = ("type", "owner", "deal", "person", "organization", "calendar_account")
+# A page shows the calendar account of a row (A7, R9), never its credentials: only the sync engine
+# and the connect flows decrypt those (C7). Loading them would decrypt them on every render.
+UNREAD_COLUMNS = ("calendar_account__credentials",)
 
 
 class HtmxHttpRequest(AuthedHttpRequest):
@@ -27,7 +30,12 @@ class HtmxHttpRequest(AuthedHttpRequest):
 def access_own_activity(user: User, pk: int) -> Activity:
     """An activity ``user`` owns and may see; anything else (a colleague's, another company's) is a 404."""
     try:
-        return visible_activities(user).select_related(*ROW_RELATIONS).get(pk=pk, owner=user)
+        return (
+            visible_activities(user)
+            .select_related(*ROW_RELATIONS)
+            .defer(*UNREAD_COLUMNS)
+            .get(pk=pk, owner=user)
+        )
     except Activity.DoesNotExist:
         raise Http404("No such activity.") from None
 

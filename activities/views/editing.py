@@ -22,6 +22,7 @@ from activities.meeting_display import guest_answers
 from activities.models import Activity, Person
 from activities.views.common import (
     ROW_RELATIONS,
+    UNREAD_COLUMNS,
     HtmxHttpRequest,
     access_own_activity,
     wants_fragment,
@@ -55,17 +56,18 @@ def _visible_participants(user: User, activity: Activity) -> list[Person]:
 def activity_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     user = request.user
     try:
-        activity = visible_activities(user).select_related(*ROW_RELATIONS).get(pk=pk)
+        activity = visible_activities(user).select_related(*ROW_RELATIONS).defer(*UNREAD_COLUMNS).get(pk=pk)
     except Activity.DoesNotExist:
         raise Http404("No such activity.") from None
-    participants = [] if activity.masked else _visible_participants(user, activity)  # type: ignore[attr-defined]
+    masked = bool(activity.masked)  # type: ignore[attr-defined]
+    participants = [] if masked else _visible_participants(user, activity)
     return render(
         request,
         "activities/detail.html",
         {
             "activity": activity,
             "participants": participants,
-            "guest_answers": guest_answers(activity, [p.email for p in participants if p.email]),
+            "guest_answers": [] if masked else guest_answers(activity),
             "attending": list(activity.attending_users.order_by("first_name", "last_name", "email")),
             "is_own": activity.owner_id == user.pk,
             "viewer_tz": user.tzinfo,

@@ -17,7 +17,12 @@ from accounts.models import User
 from activities.filters import ActivityFilterForm, ActivityFilters, filter_activities, order_by_due
 from activities.models import Activity
 from activities.sync_display import sync_badge
-from activities.views.common import ROW_RELATIONS, HtmxHttpRequest, render_page_or_fragment
+from activities.views.common import (
+    ROW_RELATIONS,
+    UNREAD_COLUMNS,
+    HtmxHttpRequest,
+    render_page_or_fragment,
+)
 from activities.visibility import PRIVATE_LABEL, visible_activities
 
 PAGE_SIZE = 50
@@ -45,7 +50,7 @@ FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 def listed_activities(user: User, filters: ActivityFilters) -> QuerySet[Activity]:
     """The list's rows (A5 via ``visible_activities``), filtered and sorted, with everything a row shows."""
     activities = filter_activities(visible_activities(user), filters, user=user, now=timezone.now())
-    return order_by_due(activities, filters.sort).select_related(*ROW_RELATIONS)
+    return order_by_due(activities, filters.sort).select_related(*ROW_RELATIONS).defer(*UNREAD_COLUMNS)
 
 
 @login_required

@@ -2,8 +2,15 @@
 
 The view checks the login against the server (one EWS request listing the calendar), then saves
 the account through ``do_connect_account``; the password goes only into the encrypted
-credentials (C7). Every refusal re-renders the form with its own message, keeps the e-mail and
+credentials (C7). Every refusal re-renders the form with its message, keeps the e-mail and
 the server URL, never the password, and saves nothing.
+
+The server URL is the user's choice, so the messages must not tell about the network behind
+CalSync (issue #13): every failure to reach an Exchange server (an address CalSync may not use,
+a name that does not resolve, a closed port, a 404, a web page, a TLS error, a busy server) has
+one message. Only an Exchange server that answered speaks of the password (wrong, or an app
+password needed, C5). Attempts are limited per user (``EXCHANGE_CONNECT_MAX_ATTEMPTS`` per
+``attempts.EXCHANGE_CONNECT_WINDOW``).
 """
 
 from __future__ import annotations
@@ -11,16 +18,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_http_methods
 
 from accounts.auth import AuthedHttpRequest
 from calendarsync.actions import INSUFFICIENT_PERMISSIONS_HELP, AnotherAccountConnected, do_connect_account
+from calendarsync.connect.attempts import EXCHANGE_CONNECT_WINDOW, take_attempt
 from calendarsync.connect.common import (
     another_account_message,
     connected_account,
@@ -31,9 +40,9 @@ from calendarsync.connect.common import (
 )
 from calendarsync.connect.forms import ExchangeConnectForm
 from calendarsync.models import AccountState, CalendarAccount, Provider
-from calendarsync.providers.base import AuthRevoked, ProviderError, TransientError
+from calendarsync.providers.base import AuthRevoked, ProviderError
 from calendarsync.providers.exchange.connect import AutodiscoverFailed, VerifiedLogin, verify_login
-from calendarsync.providers.exchange.errors import AppPasswordRequired, ServerUnusable
+from calendarsync.providers.exchange.errors import AppPasswordRequired
 
 logger = logging.getLogger(__name__)
 
@@ -46,24 +55,18 @@ TWO_FACTOR_STEPS = (
     "App passwords choose Create a new app password. Copy it and paste it into the Password field below."
 )
 WRONG_LOGIN = "Exchange did not accept this e-mail address and password. Check both and try again."
-NO_EWS_AT_URL = (
-    "There is no Exchange server at this address. Check the server URL: it usually ends in "
-    "/EWS/Exchange.asmx, like https://mail.example.com/EWS/Exchange.asmx."
+NO_CONNECTION = (
+    "CalSync could not connect to an Exchange server at this address. Check the server URL: it usually "
+    "ends in /EWS/Exchange.asmx, like https://mail.example.com/EWS/Exchange.asmx. If it is right, try "
+    "again in a few minutes, or ask your IT admin."
 )
 NOT_FOUND_BY_AUTODISCOVER = (
     "CalSync could not find your Exchange server from your e-mail address. "
     "Enter the server URL (ask your IT admin for it)."
 )
-NOT_CONNECTED = "Exchange could not be connected. Please try again, or ask your IT admin."
-
-
-def _unreachable(server_url: str) -> str:
-    host = urlsplit(server_url).hostname if server_url else None
-    where = f"the Exchange server at {host}" if host else "your Exchange server"
-    return (
-        f"CalSync could not reach {where}. Check the server URL; if it is right, the server may be "
-        "down: try again in a few minutes."
-    )
+TOO_MANY_ATTEMPTS = (
+    "Too many connection attempts. Wait ten minutes, then try again; if it still fails, ask your IT admin."
+)
 
 
 def _initial(current: CalendarAccount | None) -> dict[str, Any]:
@@ -83,15 +86,25 @@ def _refuse(form: ExchangeConnectForm, error: ProviderError, server_url: str) ->
         form.add_error("password", WRONG_LOGIN)
     elif isinstance(error, AutodiscoverFailed):
         form.add_error("server_url", NOT_FOUND_BY_AUTODISCOVER)
-    elif isinstance(error, ServerUnusable):
-        form.add_error("server_url" if server_url else None, NO_EWS_AT_URL)
-    elif isinstance(error, TransientError):
-        form.add_error("server_url" if server_url else None, _unreachable(server_url))
     else:
-        form.add_error(None, NOT_CONNECTED)
+        # Anything else is "no Exchange server answered there", whatever the network said.
+        form.add_error("server_url" if server_url else None, NO_CONNECTION)
     return {}
 
 
+def _attempt_allowed(request: AuthedHttpRequest) -> bool:
+    return take_attempt(
+        "exchange",
+        request.user.pk,
+        limit=settings.EXCHANGE_CONNECT_MAX_ATTEMPTS,
+        window=EXCHANGE_CONNECT_WINDOW,
+    )
+
+
+# Error reports never show the password: not the POST data, nor any local variable of this view or
+# of what it calls (the form, the connect check, exchangelib), since every one of them may hold it.
+@sensitive_post_parameters("password")
+@sensitive_variables()
 @login_required
 @require_http_methods(["GET", "POST"])
 def connect_exchange(request: AuthedHttpRequest) -> HttpResponse:
@@ -102,12 +115,17 @@ def connect_exchange(request: AuthedHttpRequest) -> HttpResponse:
         return redirect(page_url())
     form = ExchangeConnectForm(request.POST if request.method == "POST" else None, initial=_initial(current))
     extra: dict[str, Any] = {}
+    status = 400 if form.is_bound else 200
     if request.method == "POST" and form.is_valid():
         email = str(form.cleaned_data["email"])
         server_url = str(form.cleaned_data.get("server_url") or "")
         if current is not None and current.email.lower() != email.lower():
             # A reconnect is for the connected mailbox: another one's password never leaves CalSync.
             form.add_error("email", signed_in_as_someone_else_message(current, email.lower()))
+        elif not _attempt_allowed(request):
+            logger.info("Exchange connect attempts of user %s over the limit", request.user.pk)
+            form.add_error(None, TOO_MANY_ATTEMPTS)
+            status = 429
         else:
             try:
                 login = verify_login(email, str(form.cleaned_data["password"]), server_url)
@@ -116,7 +134,6 @@ def connect_exchange(request: AuthedHttpRequest) -> HttpResponse:
                 extra = _refuse(form, exc, server_url)
             else:
                 return _connected(request, login, reconnecting=current is not None)
-    status = 400 if form.is_bound else 200
     context = {"form": form, "section": "calendar_sync", "reconnecting": current is not None, **extra}
     return render(request, "calendarsync/connect_exchange.html", context, status=status)
 

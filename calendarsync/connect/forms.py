@@ -2,38 +2,26 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
-from urllib.parse import urlsplit
 
 from django import forms
-from django.conf import settings
 from django.core.validators import URLValidator
 
-
-def _is_loopback(host: str | None) -> bool:
-    if host is None:
-        return False
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+from calendarsync.providers.exchange.network import plain_http_allowed
 
 
 class HttpsURLField(forms.URLField):
     """A password is sent to this server: https only (never ftp, javascript:, ...).
 
-    Plain http is allowed for loopback hosts (the local Exchange emulator) and with DEBUG on.
+    Plain http is allowed with DEBUG on, and for a loopback host that EXCHANGE_ALLOWED_NETWORKS
+    allows (the local Exchange emulator). Where the host may be is checked when connecting.
     """
 
     default_validators = [URLValidator(schemes=["https", "http"])]
 
     def validate(self, value: Any) -> None:
         super().validate(value)
-        parts = urlsplit(str(value or ""))
-        if parts.scheme == "http" and not (settings.DEBUG or _is_loopback(parts.hostname)):
+        if value and not plain_http_allowed(str(value)):
             raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
 
 

@@ -8,6 +8,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_http_methods
 
 from accounts.auth import AuthedHttpRequest
@@ -72,6 +73,9 @@ GOOGLE_CONNECT = OAuthConnect(
 )
 
 
+# The callback's code, the PKCE verifier and the tokens it gets sit in locals of this view and of
+# what it calls: error reports show none of them.
+@sensitive_variables()
 @login_required
 @require_http_methods(["GET"])
 def google_callback(request: AuthedHttpRequest) -> HttpResponse:

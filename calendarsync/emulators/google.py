@@ -42,7 +42,13 @@ from calendarsync.emulators.google_meetings import (
 )
 from calendarsync.emulators.google_oauth import OAuthEndpoints
 from calendarsync.emulators.google_pages import handle_control, handle_demo
-from calendarsync.emulators.google_state import Calendar, EmulatorState, EventFault, OAuthClient
+from calendarsync.emulators.google_state import (
+    Calendar,
+    EmulatorState,
+    EventFault,
+    OAuthClient,
+    Revocation,
+)
 from calendarsync.emulators.request_log import LoggedRequest, RequestLog
 from calendarsync.emulators.server import DropConnection
 
@@ -478,6 +484,12 @@ class GoogleEmulator:
         """The user removes the app's access: refresh gives invalid_grant, the API 401."""
         with self.state.lock:
             self.state.revoke_user(email)
+
+    def revocations(self, email: str | None = None) -> list[Revocation]:
+        """The tokens the app revoked at the revoke endpoint (for the user, or anyone), oldest first."""
+        wanted = email.strip().lower() if email is not None else None
+        with self.state.lock:
+            return [r for r in self.state.revocations if wanted is None or r.email == wanted]
 
     def expire_access_tokens(self, email: str | None = None) -> None:
         """Access tokens expire now: the API answers 401 until the client refreshes."""

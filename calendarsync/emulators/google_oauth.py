@@ -26,6 +26,7 @@ from calendarsync.emulators.google_state import (
     AuthorizationCode,
     EmulatorState,
     OAuthClient,
+    Revocation,
     now,
     random_token,
 )
@@ -207,17 +208,27 @@ class OAuthEndpoints:
         )
 
     def revoke(self, req: Request) -> Response:
+        """https://developers.google.com/identity/protocols/oauth2/web-server#tokenrevoke: a refresh
+        token takes its access tokens with it; an access token takes its refresh token along."""
         token = req.arg("token") or (req.form().get("token") or [""])[0]
         if token in self.state.refresh_grants:
+            grant = self.state.refresh_grants[token]
             self.state.revoke_refresh_token(token)
+            self._record_revocation("refresh_token", token, grant.email, grant.client_id)
         elif token in self.state.access_grants:
             access = self.state.access_grants[token]
             access.revoked = True
             if access.refresh_token:
                 self.state.revoke_refresh_token(access.refresh_token)
+            self._record_revocation("access_token", token, access.email, access.client_id)
         else:
             return _token_error("invalid_token", "Token expired or revoked")
         return json_response({})
+
+    def _record_revocation(self, kind: str, token: str, email: str, client_id: str) -> None:
+        self.state.revocations.append(
+            Revocation(kind=kind, token=token, email=email, client_id=client_id, at=now())
+        )
 
     def userinfo(self, req: Request) -> Response:
         scheme, _, token = (req.header("authorization") or "").partition(" ")

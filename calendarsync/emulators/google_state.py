@@ -65,6 +65,17 @@ class AccessGrant:
         return not self.revoked and now() < self.expires_at
 
 
+@dataclass(frozen=True)
+class Revocation:
+    """A token the app revoked at the revoke endpoint, as Google's audit log would show it."""
+
+    kind: str  # "refresh_token" or "access_token"
+    token: str
+    email: str
+    client_id: str
+    at: dt.datetime
+
+
 @dataclass
 class AuthorizationCode:
     code: str
@@ -172,6 +183,8 @@ class EmulatorState:
         self.refresh_grants: dict[str, RefreshGrant] = {}
         self.access_grants: dict[str, AccessGrant] = {}
         self.codes: dict[str, AuthorizationCode] = {}
+        # Every successful call of the revoke endpoint, oldest first.
+        self.revocations: list[Revocation] = []
         self.sync_tokens: dict[str, SyncToken] = {}
         self.page_cursors: dict[str, PageCursor] = {}
         # Event (or instance) id -> the refusal its next write gets.

@@ -12,11 +12,14 @@ from typing import Any
 
 from calendarsync.providers.base import AuthRevoked, CalendarProvider
 from calendarsync.providers.exchange.adapter import ExchangeProvider
+from calendarsync.providers.google import oauth as google_oauth
 from calendarsync.providers.google.adapter import GoogleProvider
+from calendarsync.providers.microsoft import oauth as microsoft_oauth
 from calendarsync.providers.microsoft.adapter import MicrosoftProvider
 
 TokenSaver = Callable[[dict[str, Any]], None]
 ProviderFactory = Callable[[Mapping[str, Any], TokenSaver | None], CalendarProvider]
+Revoker = Callable[[Mapping[str, Any]], None]
 
 
 def _google(credentials: Mapping[str, Any], save_tokens: TokenSaver | None) -> CalendarProvider:
@@ -38,6 +41,11 @@ PROVIDERS: dict[str, ProviderFactory] = {
 }
 LABELS = {"exchange": "Exchange", "google": "Google", "microsoft": "Microsoft 365"}
 
+# Giving access back on disconnect. Google revokes the grant; Microsoft has no revocation for an
+# app, the user removes its consent on these pages; an Exchange password has nothing to revoke.
+REVOKERS: dict[str, Revoker] = {"google": google_oauth.revoke_grant}
+CONSENT_PAGES: dict[str, tuple[tuple[str, str], ...]] = {"microsoft": microsoft_oauth.CONSENT_PAGES}
+
 
 def build_provider(
     provider: str, credentials: Mapping[str, Any] | None, *, save_tokens: TokenSaver | None = None
@@ -53,3 +61,23 @@ def build_provider(
     if not credentials:
         raise AuthRevoked(f"No stored {LABELS[provider]} credentials: reconnect the account")
     return factory(credentials, save_tokens)
+
+
+def can_revoke(provider: str) -> bool:
+    """Whether the provider lets CalSync withdraw its own access (a call ``revoke_access`` makes)."""
+    return provider in REVOKERS
+
+
+def revoke_access(provider: str, credentials: Mapping[str, Any]) -> None:
+    """Withdraw the access ``credentials`` give at the provider; a no-op where there is nothing to call.
+
+    Raises ``ProviderError`` (``TransientError`` for network trouble and 5xx) when the call fails.
+    """
+    revoker = REVOKERS.get(provider)
+    if revoker is not None:
+        revoker(credentials)
+
+
+def consent_pages(provider: str) -> tuple[tuple[str, str], ...]:
+    """Where the user removes CalSync's access themselves, as (kind of account, URL), if anywhere."""
+    return CONSENT_PAGES.get(provider, ())

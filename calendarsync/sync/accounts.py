@@ -7,10 +7,19 @@ from typing import Any
 
 from django.db import transaction
 
-from calendarsync.crypto import Secret
+from calendarsync.crypto import Secret, UnreadableSecret
 from calendarsync.models import CalendarAccount
-from calendarsync.providers.base import CalendarProvider
+from calendarsync.providers.base import AuthRevoked, CalendarProvider
 from calendarsync.providers.registry import build_provider
+
+CREDENTIALS_UNREADABLE = (
+    "CalSync can no longer read the sign-in it stored for this calendar account (it was encrypted "
+    "with a key that is no longer configured). Reconnect the account to resume syncing."
+)
+
+
+class CredentialsUnreadable(AuthRevoked):
+    """No FIELD_ENCRYPTION_KEYS key decrypts the stored credentials (one was retired too early)."""
 
 
 @transaction.atomic
@@ -26,7 +35,12 @@ def store_refreshed_tokens(*, account_id: int, credentials: Mapping[str, Any]) -
 
 
 def provider_for(account: CalendarAccount) -> CalendarProvider:
-    """The adapter of ``account``; ``KeyError`` for a provider we cannot sync yet."""
+    """The adapter of ``account``; ``KeyError`` for a provider we cannot sync yet.
+
+    ``CredentialsUnreadable`` (the user reconnects, nothing is deleted) when no key decrypts them.
+    """
+    if isinstance(account.credentials, UnreadableSecret):
+        raise CredentialsUnreadable(CREDENTIALS_UNREADABLE)
     account_id = account.pk
 
     def save_tokens(tokens: dict[str, Any]) -> None:

@@ -22,6 +22,7 @@ from calendarsync.providers.base import (
     ProviderError,
     TransientError,
 )
+from calendarsync.sync.accounts import CredentialsUnreadable
 
 RECONNECT_HELP = (
     "Access to your calendar was revoked or has expired. Reconnect the account to resume syncing."
@@ -62,7 +63,7 @@ def classify(error: BaseException) -> ErrorOutcome:
     if isinstance(error, AuthRevoked):
         return ErrorOutcome(
             AccountState.NEEDS_RECONNECT,
-            RECONNECT_HELP,
+            error.message if isinstance(error, CredentialsUnreadable) else RECONNECT_HELP,
             SyncStatus.PENDING,
             "Waiting for the calendar account to be reconnected",
             retry=False,

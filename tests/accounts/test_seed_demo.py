@@ -28,7 +28,8 @@ def _frozen_clock() -> Iterator[None]:
 
 def seed() -> str:
     out = StringIO()
-    call_command("seed_demo", stdout=out)
+    # The tests run with DEBUG off, where the seed refuses unless told (tests/security).
+    call_command("seed_demo", "--allow-without-debug", stdout=out)
     return out.getvalue()
 
 

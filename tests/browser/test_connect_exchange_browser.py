@@ -87,7 +87,7 @@ def test_c3_a_wrong_password_and_an_unreachable_server_say_so(
     page.get_by_label("Server URL (optional)").fill(exchange_emulator.url + "/owa/")
     page.get_by_role("button", name="Connect").click()
     expect(page.locator("#id_server_url_error")).to_contain_text(
-        "There is no Exchange server at this address"
+        "could not connect to an Exchange server at this address"
     )
 
     page.get_by_label("Password").fill(exchange_emulator.password)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 from django.conf import settings
 from django.db import connection
 
@@ -43,10 +45,13 @@ def _run_worker_until_heartbeat(broker_url: str, var_dir: Path, name: str) -> No
             "control_folder": str(var_dir / "broker" / "control"),
         }
     env = {
-        **os.environ,
+        **{name: value for name, value in os.environ.items() if name != "OAUTHLIB_INSECURE_TRANSPORT"},
         "DATABASE_URL": _test_database_url(),
         "CELERY_BROKER_URL": broker_url,
         "CALSYNC_VAR_DIR": str(var_dir),
+        # DEBUG is off here: a worker refuses the development keys (tests/security).
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "FIELD_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
     }
     worker = subprocess.Popen(
         [

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
@@ -171,10 +172,25 @@ class Summary:
         target[kind] = target.get(kind, 0) + count
 
 
+PRODUCTION_REFUSAL = (
+    f"seed_demo creates a superuser ({ADMIN.email}) with a published password, so it does not run "
+    "with DEBUG off. Pass --allow-without-debug to seed this database anyway."
+)
+
+
 class Command(BaseCommand):
     help = "Create (or complete) the demo company, its users and six weeks of activities. Safe to re-run."
 
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--allow-without-debug",
+            action="store_true",
+            help="Seed even with DEBUG off (the demo logins, a superuser among them, share a published password).",
+        )
+
     def handle(self, *args: Any, **options: Any) -> None:
+        if not settings.DEBUG and not options["allow_without_debug"]:
+            raise CommandError(PRODUCTION_REFUSAL)
         summary = Summary()
         rng = random.Random(SEED)  # noqa: S311 - reproducible demo data, not cryptography
         with transaction.atomic():

@@ -38,6 +38,8 @@ from exchangelib.protocol import FailFast
 from exchangelib.util import is_xml
 from exchangelib.version import EXCHANGE_2016
 
+from calendarsync.providers.exchange.network import install_network_guard
+
 logger = logging.getLogger(__name__)
 
 # Our own property set: the CRM's tag (activity) and the idempotency key of a create.
@@ -197,6 +199,7 @@ def build_account(login: ExchangeLogin) -> Any:
     """An exchangelib Account on the given endpoint: Basic auth, Exchange 2016, our timeout, fail fast."""
     register_properties()
     install_log_redaction()
+    install_network_guard()  # every connection of this account (connect and sync runs) is checked
     config = Configuration(
         service_endpoint=login.server_url,
         credentials=Credentials(login.email, login.password),
@@ -223,6 +226,7 @@ def discover_service_endpoint(email: str, password: str) -> str:
     https://learn.microsoft.com/en-us/exchange/client-developer/exchange-web-services/autodiscover-for-exchange
     """
     install_log_redaction()
+    install_network_guard()  # autodiscover's requests, to every URL it tries, are checked too
     _response, protocol = Autodiscovery(email=email, credentials=Credentials(email, password)).discover()
     endpoint = str(protocol.service_endpoint or "")
     if not endpoint:

@@ -3,7 +3,8 @@
 Nothing is stored here; the caller saves the returned credentials through ``do_connect_account``
 (encrypted at rest, C7). Failures are our provider errors, so the page can say what went wrong:
 ``AppPasswordRequired`` (two-factor account, C5), ``AuthRevoked`` (wrong password),
-``ServerUnusable`` (not an EWS address), ``TransientError`` (unreachable), ``AutodiscoverFailed``.
+``ServerUnusable`` (not an EWS address; ``AddressNotAllowed``: an address CalSync may not reach,
+see ``network``), ``TransientError`` (unreachable), ``AutodiscoverFailed``.
 A login without access to the calendar folder (C4) comes back with ``calendar_access`` False.
 """
 
@@ -24,7 +25,12 @@ from calendarsync.providers.base import (
 )
 from calendarsync.providers.exchange import client
 from calendarsync.providers.exchange.adapter import ExchangeProvider
-from calendarsync.providers.exchange.errors import EXCHANGE_FAILURES, map_exchange_error
+from calendarsync.providers.exchange.errors import (
+    EXCHANGE_FAILURES,
+    AddressNotAllowed,
+    map_exchange_error,
+)
+from calendarsync.providers.exchange.network import check_url, plain_http_allowed
 
 logger = logging.getLogger(__name__)
 
@@ -64,18 +70,37 @@ def find_server_url(email: str, password: str, server_url: str) -> str:
     if configured:
         return normalize_server_url(configured)
     try:
-        return client.discover_service_endpoint(email, password)
+        found = client.discover_service_endpoint(email, password)
     except EXCHANGE_FAILURES as exc:
         error = map_exchange_error(exc)
         if isinstance(error, AuthRevoked):
             raise error from exc
         logger.info("Exchange autodiscover failed for a connect: %s", type(exc).__name__)
         raise AutodiscoverFailed("Autodiscover found no Exchange server for this address") from exc
+    try:
+        check_server_url(found)
+    except ProviderError as exc:
+        # Whoever answers autodiscover for the domain chooses this URL: the same rule as a typed one.
+        logger.info("Exchange autodiscover answered a URL CalSync may not use: %r", exc)
+        raise AutodiscoverFailed("Autodiscover found no Exchange server CalSync may use") from exc
+    return found
+
+
+def check_server_url(url: str) -> None:
+    """Before the password is sent: plain http only where allowed, and a host that resolves to an
+    allowed address (``network``). The connection is checked again when it is made."""
+    if not plain_http_allowed(url):
+        raise AddressNotAllowed("Exchange server URLs must use https")
+    try:
+        check_url(url)
+    except OSError as exc:  # BlockedAddress, or a name that does not resolve
+        raise map_exchange_error(exc) from exc
 
 
 def verify_login(email: str, password: str, server_url: str = "", **provider_options: Any) -> VerifiedLogin:
     """Sign in once and list the calendars; raises a ``ProviderError`` saying why it failed."""
     url = find_server_url(email, password, server_url)
+    check_server_url(url)
     credentials = {"email": email, "password": password, "server_url": url}
     # One attempt: a person is waiting, and a failure is reported at once.
     provider = ExchangeProvider.from_credentials(credentials, **{"attempts": 1, **provider_options})

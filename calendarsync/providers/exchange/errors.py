@@ -22,6 +22,7 @@ from calendarsync.providers.base import (
     TransientError,
 )
 from calendarsync.providers.exchange.client import HttpStatusError, NotAnEwsEndpoint, PasswordRefused
+from calendarsync.providers.exchange.network import blocked_address_in
 from calendarsync.providers.retry import parse_retry_after
 
 # Everything the client stack raises for a failed call.
@@ -82,10 +83,16 @@ class ServerUnusable(ProviderError):
     """The server URL does not lead to Exchange Web Services (wrong address, or not EWS at all)."""
 
 
+class AddressNotAllowed(ServerUnusable):
+    """The server's address is not public and not in EXCHANGE_ALLOWED_NETWORKS: CalSync may not go there."""
+
+
 def map_exchange_error(exc: BaseException, operation: Operation = Operation.READ) -> ProviderError:
     """The one place an exchangelib failure becomes one of our provider errors."""
     if isinstance(exc, ProviderError):
         return exc
+    if blocked_address_in(exc) is not None:
+        return AddressNotAllowed("CalSync may not connect to the Exchange server at this address")
     name = type(exc).__name__
     if isinstance(exc, PasswordRefused):
         if exc.two_factor:

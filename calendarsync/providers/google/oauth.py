@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hmac
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -224,6 +225,14 @@ def fetch_email(access_token: str) -> str:
     if not isinstance(email, str) or "@" not in email:
         raise OAuthError("Google did not tell us the account's e-mail address")
     return email
+
+
+def revoke_grant(credentials: Mapping[str, Any]) -> None:
+    """Give the account's access back to Google (disconnect): revoking the refresh token ends its
+    access tokens too; without one, the access token is revoked. Raises ``ProviderError``."""
+    token = credentials.get("refresh_token") or credentials.get("access_token")
+    if token:
+        revoke(str(token))
 
 
 def revoke(token: str) -> None:

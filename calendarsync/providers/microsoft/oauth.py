@@ -30,6 +30,16 @@ logger = logging.getLogger(__name__)
 
 GRAPH_RESOURCE = "https://graph.microsoft.com/"
 
+# Microsoft offers an app no way to revoke the delegated refresh tokens it holds
+# (https://learn.microsoft.com/en-us/entra/identity-platform/refresh-tokens#token-revocation);
+# revokeSignInSessions needs admin-consented permissions and signs the user out of every app
+# (https://learn.microsoft.com/en-us/graph/api/user-revokesigninsessions). So a disconnect forgets
+# the tokens, and the user removes CalSync's consent in their account: (kind of account, page).
+CONSENT_PAGES: tuple[tuple[str, str], ...] = (
+    ("personal Microsoft account", "https://account.live.com/consent/Manage"),
+    ("work or school account", "https://myapps.microsoft.com"),
+)
+
 
 class OAuthError(ProviderError):
     """The connect flow failed; the user can start it again."""

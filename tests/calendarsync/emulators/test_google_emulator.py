@@ -674,6 +674,22 @@ def test_revoke_endpoint_kills_the_refresh_token_and_its_access_tokens(google):
         calendar.calendarList().list().execute()
 
 
+def test_revoke_endpoint_records_each_revocation_and_refuses_unknown_tokens(google):
+    calendar, credentials = service_for(google)
+
+    revoked = requests.post(google.revoke_uri, data={"token": credentials.token}, timeout=5)
+    unknown = requests.post(google.revoke_uri, data={"token": "never-issued"}, timeout=5)
+
+    assert (revoked.status_code, unknown.status_code) == (200, 400)
+    assert unknown.json()["error"] == "invalid_token"
+    assert [(r.kind, r.token, r.client_id) for r in google.emulator.revocations(ALICE)] == [
+        ("access_token", credentials.token, google.client_id)
+    ]
+    assert google.emulator.revocations("bob@example.com") == []
+    with pytest.raises(RefreshError):  # the access token took its refresh token along
+        calendar.calendarList().list().execute()
+
+
 def test_raw_request_with_unknown_token_answers_401_auth_error(google):
     response = requests.get(
         f"{google.api_endpoint}users/me/calendarList", headers={"Authorization": "Bearer nope"}, timeout=5
