@@ -78,7 +78,9 @@ def test_o8_every_option_autosaves_says_saved_and_persists(page: Page, live_serv
     change_and_see_saved(page, "external_visibility", lambda o: o.get_by_label("Visible only to you").check())
     change_and_see_saved(page, "private_events", lambda o: o.get_by_label("Visible to everyone").check())
     change_and_see_saved(page, "include_details", lambda o: o.get_by_role("checkbox").uncheck())
-    send = option(page, "send_invitations").get_by_role("checkbox", name=re.compile("Send calendar invitations"))
+    send = option(page, "send_invitations").get_by_role(
+        "checkbox", name=re.compile("Send calendar invitations")
+    )
     expect(send).to_be_checked()  # O11: on by default
     change_and_see_saved(page, "send_invitations", lambda o: send.uncheck())
 
