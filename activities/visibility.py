@@ -24,6 +24,11 @@ def _linked_item_visible(user: User, prefix: str = "") -> Q:
     return Q(**{f"{prefix}visibility": Visibility.EVERYONE}) | Q(**{f"{prefix}owner": user})
 
 
+def linked_item_visible_to(item: Deal | Person | Organization, user_id: int) -> bool:
+    """The Python twin of ``_linked_item_visible``: may this user view this deal, person or organization?"""
+    return item.visibility == Visibility.EVERYONE or item.owner_id == user_id
+
+
 def _link_visible(user: User, field: str) -> Q:
     return Q(**{f"{field}__isnull": True}) | _linked_item_visible(user, f"{field}__")
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import Case, Exists, OuterRef, Q, Value, When
-from django.db.models.signals import pre_delete
+from django.db.models.signals import post_save, pre_delete
 from django.dispatch import receiver
 from django.utils import timezone
 
-from activities.models import Activity
+from activities.models import Activity, Deal, Organization, Person
 from activities.signals import activity_synced_fields_changed
 from activities.tracking import engine_is_writing
 from calendarsync.models import CalendarAccount, EventLink, LinkOrigin, LinkRole, LinkState, SyncPreferences
@@ -155,3 +155,27 @@ def delete_event_with_activity(sender: type[Activity], instance: Activity, **kwa
             event_links__activity_id=instance.pk, stopped_at__isnull=True
         ).values_list("pk", flat=True):
             request_sync(account_id)
+
+
+@receiver(post_save, sender=Deal, dispatch_uid="calendarsync.deal_details_changed")
+@receiver(post_save, sender=Person, dispatch_uid="calendarsync.person_details_changed")
+@receiver(post_save, sender=Organization, dispatch_uid="calendarsync.organization_details_changed")
+def linked_item_changed(sender: type[Any], instance: Any, created: bool, **kwargs: Any) -> None:
+    """O7: the details block of the events of activities linked to this deal, person or
+    organization may change (a new name, or the item made owner-only): the next push rewrites
+    their descriptions (only where the block really changed, so nothing else is written)."""
+    if created or engine_is_writing():
+        return
+    field = {Deal: "deal", Person: "person", Organization: "organization"}[sender]
+    ids = list(
+        Activity.objects.filter(
+            **{field: instance},
+            event_links__state=LinkState.ACTIVE,
+            event_links__role=LinkRole.OWN,
+        )
+        .values_list("pk", flat=True)
+        .distinct()
+    )
+    if ids:
+        Activity.objects.filter(pk__in=ids).update(sync_changed_at=timezone.now())
+        _changed_for_sync(ids)

@@ -26,6 +26,7 @@ from typing import Any
 
 from activities.models import Activity, Person, Visibility
 from activities.tracking import PARTICIPANTS
+from activities.visibility import linked_item_visible_to
 from calendarsync.providers.base import CONTENT_FIELDS, Attendee, EventData
 
 Fields = dict[str, Any]
@@ -74,17 +75,29 @@ def strip_details(description: str) -> str:
 
 
 def details_block(activity: Activity) -> str:
-    """O7: deal, person and organization details for the event description ('' if none)."""
+    """O7: deal, person and organization details for the event description ('' if none).
+
+    Only what the owner may view now (A5): an item made owner-only by a colleague drops out,
+    and the next push rewrites the description without it.
+    """
+    owner_id = activity.owner_id
     lines: list[str] = []
-    if activity.deal is not None:
-        lines.append(f"Deal: {activity.deal.title}")
-    if activity.person is not None:
-        person = activity.person
+    deal, person, organization = activity.deal, activity.person, activity.organization
+    if deal is not None and linked_item_visible_to(deal, owner_id):
+        lines.append(f"Deal: {deal.title}")
+    if person is not None and linked_item_visible_to(person, owner_id):
         contact = ", ".join(part for part in (person.email, person.phone) if part)
         lines.append(f"Person: {person.name}" + (f" ({contact})" if contact else ""))
-    if activity.organization is not None:
-        lines.append(f"Organization: {activity.organization.name}")
+    if organization is not None and linked_item_visible_to(organization, owner_id):
+        lines.append(f"Organization: {organization.name}")
     return "\n".join([DETAILS_MARKER, *lines]) if lines else ""
+
+
+def written_details(snapshot: Any, current: str) -> str:
+    """The O7 block last written to the event (``current`` when the link predates recording it)."""
+    if isinstance(snapshot, Mapping) and isinstance(snapshot.get("details"), str):
+        return str(snapshot["details"])
+    return current
 
 
 def with_details(note: str, block: str) -> str:

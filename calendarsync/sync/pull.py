@@ -57,6 +57,7 @@ from calendarsync.sync.mapping import (
     event_data,
     is_past,
     start_of,
+    written_details,
 )
 from calendarsync.sync.merge import Mode, merge
 from calendarsync.sync.shape import take_over_series
@@ -412,7 +413,12 @@ def reconcile(ctx: SyncContext, link: EventLink, event: RemoteEvent, attempt: in
             reconcile(ctx, link, ctx.provider.get_event(ctx.calendar_id, event.external_id), attempt + 1)
             return
     cal_after = calendar_fields(written, ctx.excluded_emails)
-    store_reconciled(ctx, link, activity, outcome.apply_to_crm, crm_now, outcome.crm, cal_after, written)
+    details = ctx.details_for(activity)
+    if "description" not in outcome.write_to_calendar:
+        details = written_details(link.snapshot, details)  # O7: the block the event still holds
+    store_reconciled(
+        ctx, link, activity, outcome.apply_to_crm, crm_now, outcome.crm, cal_after, written, details
+    )
     if outcome.apply_to_crm:
         ctx.result.pulled.updated += 1
     if outcome.write_to_calendar:
@@ -433,6 +439,7 @@ def store_reconciled(
     crm_after: Fields,
     cal_after: Fields,
     event: RemoteEvent,
+    details: str,
 ) -> None:
     """Save the merged activity and the new agreement in one transaction.
 
@@ -466,7 +473,7 @@ def store_reconciled(
                 acknowledged_change = None  # edited meanwhile: leave it due for the push
         link.etag = event.etag or ""
         link.remote_updated = event.updated
-        link.snapshot = {"crm": snapshot_crm, "cal": dict(cal_after)}
+        link.snapshot = {"crm": snapshot_crm, "cal": dict(cal_after), "details": details}
         link.save(update_fields=["etag", "remote_updated", "snapshot", "updated_at"])
         set_status(
             {activity.pk: acknowledged_change},

@@ -43,7 +43,14 @@ from calendarsync.sync.context import (
 )
 from calendarsync.sync.errors import classify
 from calendarsync.sync.leaving import MOVED_INTO_PAST_REASON, moved_into_past
-from calendarsync.sync.mapping import Fields, calendar_fields, crm_fields, event_data, is_past
+from calendarsync.sync.mapping import (
+    Fields,
+    calendar_fields,
+    crm_fields,
+    event_data,
+    is_past,
+    written_details,
+)
 from calendarsync.sync.merge import ATTENDEES, Mode, merge
 from calendarsync.sync.pull import ItemSkipped, calendar_owned_fields, reconcile
 from calendarsync.sync.save_status import PAST_REASON, type_not_sent_reason
@@ -193,6 +200,9 @@ def _update_linked(ctx: SyncContext, activity: Activity, link: EventLink, crm_no
     write = list(outcome.write_to_calendar)
     if ctx.video_call(activity) and not activity.join_url and link.role == LinkRole.OWN:
         write.append(VIDEO_CALL)  # M4: asked for on an event that has none yet
+    details = ctx.details_for(activity)
+    if "description" not in write and details != written_details(link.snapshot, details):
+        write.append("description")  # O7: what the owner may see of the deal and contacts changed
     if not write:
         set_status({activity.pk: activity.sync_changed_at}, ctx.account, SyncStatus.SYNCED)
         return
@@ -211,7 +221,7 @@ def _update_linked(ctx: SyncContext, activity: Activity, link: EventLink, crm_no
         outcome.cal,
         tz=ctx.tz,
         tag=tag,
-        details=ctx.details_for(activity),
+        details=details,
         current_attendees=current_attendees,
         excluded=ctx.excluded_emails,
     )
@@ -231,19 +241,27 @@ def _update_linked(ctx: SyncContext, activity: Activity, link: EventLink, crm_no
         link.activity = activity
         reconcile(ctx, link, ctx.provider.get_event(ctx.calendar_id, link.external_id))
         return
-    record_update(ctx, activity, link, outcome.crm, calendar_fields(written, ctx.excluded_emails), written)
+    record_update(
+        ctx, activity, link, outcome.crm, calendar_fields(written, ctx.excluded_emails), written, details
+    )
     ctx.result.pushed.updated += 1
     if outcome.conflicts:
         ctx.result.pushed.conflicts.extend(conflicts_as_dicts(link.external_id, outcome.conflicts))
 
 
 def record_update(
-    ctx: SyncContext, activity: Activity, link: EventLink, crm: Fields, cal: Fields, written: RemoteEvent
+    ctx: SyncContext,
+    activity: Activity,
+    link: EventLink,
+    crm: Fields,
+    cal: Fields,
+    written: RemoteEvent,
+    details: str,
 ) -> None:
     with transaction.atomic():
         link.etag = written.etag or ""
         link.remote_updated = written.updated
-        link.snapshot = {"crm": dict(crm), "cal": dict(cal)}
+        link.snapshot = {"crm": dict(crm), "cal": dict(cal), "details": details}
         link.save(update_fields=["etag", "remote_updated", "snapshot", "updated_at"])
         set_status({activity.pk: activity.sync_changed_at}, ctx.account, SyncStatus.SYNCED)
     meetings.refresh_facts(activity, written)  # M2, M4: answers and join link as written
@@ -331,7 +349,7 @@ def _snapshot_of(
     """What both sides agree on now. An event an earlier, interrupted attempt made (the
     provider found it under the same key) has that attempt's content: if the remembered
     attempt matches it, that is the agreement, so the CRM's edits since still go out."""
-    agreed = _agreed(ctx, create.crm, event)
+    agreed = {**_agreed(ctx, create.crm, event), "details": ctx.details_for(create.activity)}
     if not _found_earlier(ctx, create, event):
         return agreed
     before = earlier.get(create.activity.pk)
