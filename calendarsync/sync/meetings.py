@@ -95,9 +95,7 @@ def absorb(duplicate: Activity, into: Activity) -> None:
         for user_id in duplicate.attending_users.values_list("pk", flat=True):
             if user_id != into.owner_id:
                 into.attending_users.add(user_id)
-        Meeting.objects.filter(
-            ical_uid__in=Meeting.objects.filter(activity=duplicate).values("ical_uid")
-        ).update(activity=into)
+        Meeting.objects.filter(activity=duplicate).update(activity=into)  # the same company's rows
         duplicate.delete()
 
 
@@ -208,7 +206,13 @@ def hand_over(ctx: SyncContext, link: EventLink, activity: Activity) -> bool:
     """The controlling copy was deleted or declined while colleagues still attend: the first of
     them takes the activity over instead of it going to the trash (M2). False: nobody attends."""
     heir = (
-        EventLink.objects.filter(activity=activity, role=LinkRole.ATTENDEE, state=LinkState.ACTIVE)
+        EventLink.objects.filter(
+            activity=activity,
+            role=LinkRole.ATTENDEE,
+            state=LinkState.ACTIVE,
+            account__stopped_at__isnull=True,
+            account__user__is_active=True,
+        )
         .exclude(pk=link.pk)
         .select_related("account")
         .order_by("created_at", "pk")

@@ -300,3 +300,31 @@ def test_m1_o11_a_meeting_deleted_while_its_create_was_unrecorded_is_cancelled_f
     assert meeting_activities() == []
     assert sync_env.control.events() == []
     assert [kind for kind, _to, _uid in sync_env.control.invitations()] == ["invitation", "cancellation"]
+
+
+def test_m1_one_activity_per_meeting_and_company_never_across_companies(
+    sync_env: SyncEnv, request: pytest.FixtureRequest, other_company: object
+) -> None:
+    """Two companies' users invited to one outside meeting: each company gets its own activity."""
+    stranger = make_user(other_company, "eve@globex.test", time_zone="Europe/Berlin")  # type: ignore[arg-type]
+    eve = second_env(sync_env, request, stranger)
+    start_both(sync_env, eve)
+    uid = "outside-meeting-3@partner.test"
+    for env in (sync_env, eve):
+        env.control.deliver_invitation(
+            uid,
+            organizer="host@partner.test",
+            subject="Pricing summit",
+            start=soon(5, 9),
+            end=soon(5, 10),
+            attendees=(sync_env.setup.email, eve.setup.email),
+        )
+    sync_env.sync()
+    eve.sync()
+    sync_env.sync()
+    activities = meeting_activities()
+    assert sorted(a.company_id for a in activities) == sorted(
+        [sync_env.owner.company_id, stranger.company_id]
+    )
+    assert all(a.attending_users.count() == 0 for a in activities)
+    assert Meeting.objects.filter(ical_uid=uid).count() == 2
