@@ -99,6 +99,9 @@ def celery(sync_env: SyncEnv, tmp_path: Path) -> Iterator[Callable[[str], subpro
         "CELERY_BROKER_URL": _broker_url(),
         "CALSYNC_VAR_DIR": str(tmp_path),
         "CALSYNC_SYNC_INTERVAL_MINUTES": "5",
+        # A development worker against the local emulators (plain-HTTP OAuth, the repository's
+        # keys): with DEBUG off it refuses to start, as production must (issue #13).
+        "DEBUG": "1",
     }
     processes: list[subprocess.Popen[bytes]] = []
     base = [sys.executable, "-m", "celery", "-A", "tests.calendarsync.sync.celery_beat_app"]
