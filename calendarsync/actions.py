@@ -31,6 +31,7 @@ from calendarsync.models import (
 )
 from calendarsync.providers.base import ProviderError, RemoteCalendarInfo
 from calendarsync.providers.registry import can_revoke, consent_pages, revoke_access
+from calendarsync.sync.errors import error_summary
 from calendarsync.tasks import request_sync
 
 logger = logging.getLogger(__name__)
@@ -475,9 +476,9 @@ def _revoke_access(account: CalendarAccount, acting_user: User, credentials: Sec
     try:
         revoke_access(account.provider, credentials)
     except ProviderError as exc:
-        # Our own message (status or exception class), never the provider's body or the token.
-        logger.warning("could not revoke access of calendar account %s: %s", account.pk, exc.message)
-        _audit(account, acting_user, "access_revoke_failed", {"error": exc.message})
+        # Our own words and the provider's code, never the provider's body or the token.
+        logger.warning("could not revoke access of calendar account %s: %r", account.pk, exc)
+        _audit(account, acting_user, "access_revoke_failed", {"error": error_summary(exc)})
         return
     _audit(account, acting_user, "access_revoked", {"provider": str(account.provider)})
 

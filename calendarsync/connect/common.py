@@ -30,6 +30,7 @@ from calendarsync.providers.base import (
     RemoteCalendarInfo,
     TransientError,
 )
+from calendarsync.sync.errors import code_suffix
 
 
 def page_url() -> str:
@@ -112,10 +113,15 @@ class ListsCalendars(Protocol):
 
 @dataclass(frozen=True)
 class ConnectMessages:
-    """What the user reads when a provider's connect fails; ``sign_in_failed`` takes the error's message."""
+    """What the user reads when a provider's connect fails.
+
+    ``sign_in_failed`` takes the provider's error code as " (invalid_scope)", or nothing: never
+    what the provider or the callback said (issue #13, finding 8).
+    """
 
     declined: str
     unverified: str
+    code_refused: str
     sign_in_failed: str
     unreachable: str
     not_listed: str
@@ -131,6 +137,7 @@ class OAuthConnect:
     consent_denied: type[ProviderError]
     missing_scope: type[InsufficientPermissions]
     state_mismatch: type[ProviderError]
+    code_refused: type[ProviderError]
     oauth_error: type[ProviderError]
     messages: ConnectMessages
     calendars_label: str
@@ -165,8 +172,12 @@ def finish_connect(
     except spec.state_mismatch:
         messages.error(request, text.unverified)
         return redirect(page_url())
+    except spec.code_refused:
+        messages.error(request, text.code_refused)
+        return redirect(page_url())
     except spec.oauth_error as exc:
-        messages.error(request, text.sign_in_failed.format(exc.message))
+        spec.logger.info("%s sign-in failed for user %s: %r", spec.provider.label, request.user.pk, exc)
+        messages.error(request, text.sign_in_failed.format(code_suffix(exc.code)))
         return redirect(page_url())
     except TransientError:
         messages.error(request, text.unreachable)

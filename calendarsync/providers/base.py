@@ -13,22 +13,35 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Literal, Protocol
 
+from calendarsync.providers.redaction import error_code, redact
+
 # --------------------------------------------------------------------------- errors
 
 
 class ProviderError(Exception):
-    """Base of every provider failure. ``permanent`` errors are not worth retrying as is."""
+    """Base of every provider failure. ``permanent`` errors are not worth retrying as is.
+
+    ``message`` is for the log only (it may carry what the provider said); ``code`` is the
+    provider's error code (Google's reason, Graph's error.code, an EWS ResponseCode, a token
+    endpoint's error, an HTTP status), kept only when it is a short plain token. What is stored
+    and shown is built from the error's class and ``code`` (``calendarsync.sync.errors``).
+    """
 
     permanent: bool = True
 
-    def __init__(self, message: str, *, permanent: bool | None = None) -> None:
+    def __init__(self, message: str, *, permanent: bool | None = None, code: str | int | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.code = error_code(code)
         if permanent is not None:
             self.permanent = permanent
 
+    def __str__(self) -> str:
+        return redact(self.message)
+
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.message!r})"
+        code = f", code={self.code!r}" if self.code else ""
+        return f"{type(self).__name__}({redact(self.message)!r}{code})"
 
 
 class TransientError(ProviderError):
@@ -36,8 +49,10 @@ class TransientError(ProviderError):
 
     permanent = False
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
+    def __init__(
+        self, message: str, retry_after: float | None = None, *, code: str | int | None = None
+    ) -> None:
+        super().__init__(message, code=code)
         self.retry_after = retry_after
 
 
@@ -220,13 +235,15 @@ class Change:
     """One entry of a change listing.
 
     ``deleted`` changes may carry the tombstone ``event``; a change that could not be
-    understood has ``error`` set (skip it and record why, never fail the whole run).
+    understood has ``error`` set (skip it and record why, never fail the whole run): ``error``
+    is for the log, ``code`` the provider's error code when a failed read made it unreadable.
     """
 
     external_id: str
     event: RemoteEvent | None
     deleted: bool = False
     error: str | None = None
+    code: str | None = None
 
     @property
     def kind(self) -> Literal["upserted", "deleted", "skipped"]:

@@ -16,6 +16,7 @@ from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
 from calendarsync.providers.base import ProviderError, TransientError
+from calendarsync.providers.redaction import redact
 
 logger = logging.getLogger(__name__)
 
@@ -83,5 +84,5 @@ def call_with_retries(
             delay = retry_delay(error, attempt)
             if not waits_inline(delay):
                 raise error from exc  # the caller reschedules no earlier than ``retry_after``
-            logger.warning("%s: %s; retry %d of %d", label, error.message, attempt, attempts - 1)
+            logger.warning("%s: %s; retry %d of %d", label, redact(error.message), attempt, attempts - 1)
             sleep(delay)

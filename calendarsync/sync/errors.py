@@ -1,7 +1,9 @@
 """Provider errors -> account state and item sync status, in exactly one place (habit 3).
 
 The engine and the runner never decide on their own what a failure means for the user: they
-ask ``classify`` and store what it says.
+ask ``classify`` and store what it says. Every text stored or shown comes from our own wording
+here, plus the provider's error code (``ProviderError.code``); what the provider said goes to
+the log only, redacted (issue #13, finding 8).
 """
 
 from __future__ import annotations
@@ -16,13 +18,15 @@ from calendarsync.models import AccountState
 from calendarsync.providers.base import (
     AuthRevoked,
     Conflict,
+    CursorExpired,
     InsufficientPermissions,
     InvalidEvent,
     NotFound,
     ProviderError,
     TransientError,
 )
-from calendarsync.sync.accounts import CredentialsUnreadable
+from calendarsync.providers.redaction import error_code
+from calendarsync.sync.accounts import CREDENTIALS_UNREADABLE, CredentialsUnreadable
 
 RECONNECT_HELP = (
     "Access to your calendar was revoked or has expired. Reconnect the account to resume syncing."
@@ -41,6 +45,24 @@ ITEM_FAILURES_ERROR_AFTER = dt.timedelta(hours=24)
 # Database failures that repeat whenever the same item is saved again (the rest are transient).
 PERMANENT_DATABASE_ERRORS = (DataError, IntegrityError, NotSupportedError, ProgrammingError)
 
+# What each kind of failure is called in a run's error and an item's reason (the nearest class in
+# the error's MRO wins); the provider's code follows in brackets.
+SUMMARIES: dict[type[BaseException], str] = {
+    CredentialsUnreadable: "CalSync can no longer read the sign-in it stored for this account",
+    AuthRevoked: "The calendar refused CalSync's sign-in",
+    InsufficientPermissions: "The calendar denied CalSync access",
+    TransientError: "The calendar is busy or unreachable",
+    CursorExpired: "The calendar no longer accepts the sync position",
+    Conflict: "The event changed in the calendar meanwhile",
+    NotFound: "The calendar could not find this event",
+    InvalidEvent: "The calendar refused this item",
+    ProviderError: "Calendar sync failed",
+}
+UNEXPECTED = "Calendar sync failed unexpectedly"
+UNREADABLE_EVENT = "The calendar sent an event CalSync cannot read"
+NOT_APPLIED = "CalSync could not apply this calendar change"
+MISSING_UNREADABLE = "Missing from the calendar's listing, but could not be read"
+
 
 @dataclass(frozen=True)
 class ErrorOutcome:
@@ -57,13 +79,50 @@ class ErrorOutcome:
     blocks_account: bool = False
 
 
+def code_suffix(code: str | int | None) -> str:
+    """The code as shown after our words: ' (ErrorAccessDenied)', ' (HTTP 403)', or '' without one."""
+    checked = error_code(code)
+    if checked is None:
+        return ""
+    return f" (HTTP {checked})" if checked.isdigit() else f" ({checked})"
+
+
+def with_code(text: str, code: str | int | None) -> str:
+    return f"{text}{code_suffix(code)}"
+
+
+def error_summary(error: BaseException) -> str:
+    """Our words for ``error`` and the provider's code: what a run or an item stores about it."""
+    if not isinstance(error, ProviderError):
+        return f"{UNEXPECTED} ({type(error).__name__})"
+    summary = next(SUMMARIES[kind] for kind in type(error).__mro__ if kind in SUMMARIES)
+    return with_code(summary, error.code)
+
+
+def unreadable_event_reason(code: str | None) -> str:
+    """Why a change the calendar listed but CalSync could not read was skipped (R10)."""
+    return with_code(UNREADABLE_EVENT, code)
+
+
+def unapplied_change_reason(error: BaseException) -> str:
+    """Why a calendar change that failed to apply was skipped (R10)."""
+    if isinstance(error, ProviderError):
+        return error_summary(error)
+    return f"{NOT_APPLIED} ({type(error).__name__})"
+
+
+def unconfirmed_deletion_reason(error: ProviderError) -> str:
+    """R12: an event a full listing lacks could not be read to confirm its deletion."""
+    return with_code(MISSING_UNREADABLE, error.code)
+
+
 def classify(error: BaseException) -> ErrorOutcome:
     """The one mapping of a failure to the account's state and the item's sync status (R9, C4)."""
-    message = (error.message if isinstance(error, ProviderError) else str(error))[:DETAIL_MAX]
+    code = error.code if isinstance(error, ProviderError) else None
     if isinstance(error, AuthRevoked):
         return ErrorOutcome(
             AccountState.NEEDS_RECONNECT,
-            error.message if isinstance(error, CredentialsUnreadable) else RECONNECT_HELP,
+            CREDENTIALS_UNREADABLE if isinstance(error, CredentialsUnreadable) else RECONNECT_HELP,
             SyncStatus.PENDING,
             "Waiting for the calendar account to be reconnected",
             retry=False,
@@ -81,7 +140,7 @@ def classify(error: BaseException) -> ErrorOutcome:
     if isinstance(error, TransientError):
         return ErrorOutcome(
             AccountState.ACTIVE,
-            f"The calendar is busy or unreachable; retrying ({message})",
+            with_code("The calendar is busy or unreachable; retrying", code),
             SyncStatus.PENDING,
             "The calendar did not answer; will retry",
             retry=True,
@@ -92,7 +151,7 @@ def classify(error: BaseException) -> ErrorOutcome:
             AccountState.ACTIVE,
             "",
             SyncStatus.ERROR,
-            f"The calendar refused this item: {message}",
+            error_summary(error),
             retry=False,
         )
     if isinstance(error, Conflict):
@@ -108,22 +167,22 @@ def classify(error: BaseException) -> ErrorOutcome:
             AccountState.ACTIVE,
             "",
             SyncStatus.ERROR,
-            f"The calendar could not find this event: {message}",
+            error_summary(error),
             retry=False,
         )
     if isinstance(error, ProviderError):
         return ErrorOutcome(
             AccountState.ERROR,
-            f"Calendar sync failed: {message}",
+            error_summary(error),
             SyncStatus.ERROR,
-            f"Calendar sync failed: {message}",
+            error_summary(error),
             retry=not error.permanent,
         )
     return ErrorOutcome(
         AccountState.ERROR,
-        "Calendar sync failed unexpectedly; it will be tried again.",
+        f"{UNEXPECTED}; it will be tried again.",
         SyncStatus.ERROR,
-        "Calendar sync failed unexpectedly",
+        UNEXPECTED,
         retry=False,
     )
 
@@ -141,7 +200,7 @@ def unsettled_pull_failure(error: BaseException) -> TransientError | None:
         return error
     if isinstance(error, Conflict):
         return TransientError(
-            f"The event kept changing in the calendar while it was merged ({error.message})"
+            f"The event kept changing in the calendar while it was merged ({error.message})", code=error.code
         )
     if isinstance(error, DatabaseError) and not isinstance(error, PERMANENT_DATABASE_ERRORS):
         return TransientError(f"A calendar change could not be saved yet ({type(error).__name__})")

@@ -34,6 +34,7 @@ from calendarsync.sync.context import (
     fields_of_snapshot,
     recurrence_horizon,
 )
+from calendarsync.sync.errors import unconfirmed_deletion_reason
 from calendarsync.sync.pull import pull
 
 logger = logging.getLogger(__name__)
@@ -136,7 +137,6 @@ def _confirm(ctx: SyncContext, external_id: str) -> Change | None:
         return None
     except ProviderError as exc:
         logger.warning("Calendar sync could not confirm the deletion of event %s: %r", external_id, exc)
-        reason = f"Missing from the calendar's listing, but could not be read: {exc.message}"
-        ctx.result.pulled.errors.append(Skip(external_id, reason[:300]))
+        ctx.result.pulled.errors.append(Skip(external_id, unconfirmed_deletion_reason(exc)[:300]))
         return None
     return Change(external_id=external_id, event=event, deleted=event.is_cancelled)

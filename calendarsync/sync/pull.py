@@ -28,6 +28,7 @@ from calendarsync.providers.base import (
     ProviderError,
     RemoteEvent,
 )
+from calendarsync.providers.redaction import redact
 from calendarsync.sync import meetings, pending_creates
 from calendarsync.sync.context import (
     READ_ONLY_OCCURRENCE,
@@ -40,7 +41,12 @@ from calendarsync.sync.context import (
     set_status,
     tag_for,
 )
-from calendarsync.sync.errors import classify, unsettled_pull_failure
+from calendarsync.sync.errors import (
+    classify,
+    unapplied_change_reason,
+    unreadable_event_reason,
+    unsettled_pull_failure,
+)
 from calendarsync.sync.leaving import (
     leave_as_private,
     made_private_and_not_synced,
@@ -107,14 +113,13 @@ def pull(ctx: SyncContext, page: ChangePage) -> None:
             unsettled = unsettled_pull_failure(exc)
             if unsettled is not None:
                 # Not applied, but a later run can: keep the old cursor so it is listed again (R10).
-                logger.info("Calendar sync will retry event %s: %r", change.external_id, exc)
+                logger.info("Calendar sync will retry event %s: %s", change.external_id, redact(repr(exc)))
                 ctx.result.transient = unsettled
                 ctx.result.pull_incomplete = True
             else:
                 # One bad event never stops the run (recorded with its reason, R10).
-                logger.warning("Calendar sync skipped event %s: %r", change.external_id, exc)
-                reason = exc.message if isinstance(exc, ProviderError) else f"{type(exc).__name__}: {exc}"
-                ctx.result.pulled.errors.append(Skip(change.external_id, reason[:300]))
+                logger.warning("Calendar sync skipped event %s: %s", change.external_id, redact(repr(exc)))
+                ctx.result.pulled.errors.append(Skip(change.external_id, unapplied_change_reason(exc)[:300]))
         ctx.report_progress()
 
 
@@ -267,7 +272,8 @@ def _apply_change(
     ended: dict[str, EventLink],
 ) -> None:
     if change.error is not None:
-        raise ItemSkipped(f"unreadable event: {change.error}")
+        logger.debug("Calendar event %s is unreadable: %s", change.external_id, redact(change.error))
+        raise ItemSkipped(unreadable_event_reason(change.code))
     if change.deleted:
         if link is not None and link.role == LinkRole.ATTENDEE:
             meetings.leave(ctx, link)  # M2: only no longer attending
@@ -570,12 +576,23 @@ def _event_deleted(ctx: SyncContext, link: EventLink) -> None:
         return
     if not ctx.two_way:
         # R4: the CRM is the master in one-way sync; the activity stays and is sent again when changed.
+        if _unsent_change(activity):
+            # R10: an edit no run has sent yet (made after the deletion, maybe) goes out in a new event.
+            link.state = LinkState.DETACHED
+            link.save(update_fields=["state", "updated_at"])
+            return
         _detach(ctx, link, activity, "Deleted in the calendar; it is sent again when you change it")
         return
     with transaction.atomic():
         link.delete()
         move_to_trash(activity, ctx.account, "Its event was deleted in the calendar")
     ctx.result.pulled.deleted += 1
+
+
+def _unsent_change(activity: Activity) -> bool:
+    """A synced-field change of the activity that no run has processed yet (R8, R10)."""
+    changed, seen = activity.sync_changed_at, activity.sync_seen_at
+    return changed is not None and (seen is None or changed > seen)
 
 
 def _detach(ctx: SyncContext, link: EventLink, activity: Activity, reason: str) -> None:

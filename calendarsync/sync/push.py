@@ -31,6 +31,7 @@ from calendarsync.providers.base import (
     RemoteEvent,
     TransientError,
 )
+from calendarsync.providers.redaction import redact
 from calendarsync.sync import earlier_links, item_errors, meetings, pending_creates
 from calendarsync.sync.context import (
     Skip,
@@ -447,7 +448,7 @@ def _skip(ctx: SyncContext, activity: Activity, reason: str) -> None:
 
 def _fail(ctx: SyncContext, activity: Activity, error: Exception) -> None:
     outcome = classify(error)
-    logger.warning("Calendar sync could not push activity %s: %r", activity.pk, error)
+    logger.warning("Calendar sync could not push activity %s: %s", activity.pk, redact(repr(error)))
     ctx.result.pushed.errors.append(Skip(f"activity {activity.pk}", outcome.item_reason))
     # Not acknowledged: sent again when its backoff is over, or at once when it changes (R16).
     item_errors.record_push_failure(ctx.account, activity, outcome.item_reason)

@@ -33,11 +33,12 @@ from calendarsync.models import (
     SyncRun,
 )
 from calendarsync.providers.base import CalendarProvider, ProviderError
+from calendarsync.providers.redaction import redact
 from calendarsync.sync import item_errors
 from calendarsync.sync.accounts import provider_for
 from calendarsync.sync.context import SyncResult
 from calendarsync.sync.engine import NothingToSync, cursor_fields, sync
-from calendarsync.sync.errors import DETAIL_MAX, classify, item_failures_detail
+from calendarsync.sync.errors import DETAIL_MAX, classify, error_summary, item_failures_detail
 from calendarsync.sync.push import upcoming_or_linked
 
 logger = logging.getLogger(__name__)
@@ -247,7 +248,9 @@ def run_account_sync(
         _release(account_id, token, AccountState.ACTIVE, str(exc))
         return RunOutcome(account_id, RunStatus.NOT_SYNCING, error=str(exc))
     except Exception as exc:
-        if not isinstance(exc, ProviderError):
+        if isinstance(exc, ProviderError):
+            logger.debug("Calendar sync of account %s failed: %s", account_id, redact(repr(exc)))
+        else:
             logger.exception("Calendar sync of account %s failed", account_id)
         return _failed(account_id, token, exc, recorder)
     return _succeeded(account, token, result, recorder)
@@ -347,7 +350,7 @@ def _failed(account_id: int, token: str, error: Exception, recorder: RunRecorder
     recorder.finish(
         finished=finished,
         outcome=SyncRun.Outcome.RETRY if outcome.retry else SyncRun.Outcome.FAILED,
-        error=(error.message if isinstance(error, ProviderError) else type(error).__name__)[:DETAIL_MAX],
+        error=error_summary(error)[:DETAIL_MAX],
     )
     if outcome.blocks_account:
         status = RunStatus.BLOCKED

@@ -51,6 +51,7 @@ from calendarsync.providers.exchange.client import KEY_FIELD, TAG_FIELD, Exchang
 from calendarsync.providers.exchange.errors import EXCHANGE_FAILURES, Operation, map_exchange_error
 from calendarsync.providers.exchange.mapping import Cursor, item_fields, parse_item
 from calendarsync.providers.exchange.services import EwsCalls
+from calendarsync.providers.redaction import redact
 from calendarsync.providers.retry import MAX_ATTEMPTS, call_with_retries, chunks, retry_delay, waits_inline
 
 logger = logging.getLogger(__name__)
@@ -243,7 +244,7 @@ class ExchangeProvider:
                     outcomes.update(dict.fromkeys((index for index, _, _ in pending), error))
                     return outcomes
                 logger.warning(
-                    "Exchange create: %s; retry %d of %d", error.message, attempt, self._attempts - 1
+                    "Exchange create: %s; retry %d of %d", redact(error.message), attempt, self._attempts - 1
                 )
                 self._sleep(retry_delay(error, attempt))
                 continue

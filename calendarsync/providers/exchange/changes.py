@@ -31,6 +31,7 @@ from calendarsync.providers.exchange.mapping import (
     parse_item,
 )
 from calendarsync.providers.exchange.services import EwsCalls
+from calendarsync.providers.redaction import redact
 
 logger = logging.getLogger(__name__)
 
@@ -107,12 +108,12 @@ def read_changes(
                 continue  # gone between the listing and the read: it comes as a deletion next time
             if isinstance(error, AuthRevoked | InsufficientPermissions | TransientError):
                 raise error
-            changes.append(Change(external_id=item_id, event=None, error=error.message))
+            changes.append(Change(external_id=item_id, event=None, error=error.message, code=error.code))
             continue
         try:
             event = parse_item(result, series_ids=dict(masters), me=calls.email)
         except InvalidEvent as exc:
-            logger.warning("Skipping an unreadable Exchange item %s: %s", item_id, exc.message)
+            logger.warning("Skipping an unreadable Exchange item %s: %s", item_id, redact(exc.message))
             changes.append(Change(external_id=item_id, event=None, error=exc.message))
             continue
         if event.is_cancelled:

@@ -7,6 +7,7 @@ Throttling: https://learn.microsoft.com/en-us/exchange/client-developer/exchange
 from __future__ import annotations
 
 import enum
+import logging
 
 import requests
 from exchangelib import errors as ews
@@ -23,7 +24,10 @@ from calendarsync.providers.base import (
 )
 from calendarsync.providers.exchange.client import HttpStatusError, NotAnEwsEndpoint, PasswordRefused
 from calendarsync.providers.exchange.network import blocked_address_in
+from calendarsync.providers.redaction import error_code, redact
 from calendarsync.providers.retry import parse_retry_after
+
+logger = logging.getLogger(__name__)
 
 # Everything the client stack raises for a failed call.
 EXCHANGE_FAILURES: tuple[type[BaseException], ...] = (
@@ -88,9 +92,21 @@ class AddressNotAllowed(ServerUnusable):
 
 
 def map_exchange_error(exc: BaseException, operation: Operation = Operation.READ) -> ProviderError:
-    """The one place an exchangelib failure becomes one of our provider errors."""
+    """The one place an exchangelib failure becomes one of our provider errors.
+
+    The code we keep is the EWS ResponseCode (exchangelib's class name), the HTTP status, or the
+    name of the connection failure; the server's message text goes to the debug log only.
+    """
     if isinstance(exc, ProviderError):
         return exc
+    error = _mapped(exc, operation)
+    logger.debug("Exchange failure %s: %s", type(exc).__name__, redact(exc))
+    if error.code is None:
+        error.code = error_code(type(exc).__name__)
+    return error
+
+
+def _mapped(exc: BaseException, operation: Operation) -> ProviderError:
     if blocked_address_in(exc) is not None:
         return AddressNotAllowed("CalSync may not connect to the Exchange server at this address")
     name = type(exc).__name__
@@ -104,9 +120,13 @@ def map_exchange_error(exc: BaseException, operation: Operation = Operation.READ
         return TransientError("Exchange is busy (ErrorServerBusy)", retry_after=exc.back_off)
     if isinstance(exc, HttpStatusError):
         if exc.status in (404, 405, 410):
-            return ServerUnusable(f"No Exchange Web Services at this address (HTTP {exc.status})")
+            return ServerUnusable(
+                f"No Exchange Web Services at this address (HTTP {exc.status})", code=exc.status
+            )
         return TransientError(
-            f"Exchange answered HTTP {exc.status}", retry_after=parse_retry_after(exc.retry_after)
+            f"Exchange answered HTTP {exc.status}",
+            retry_after=parse_retry_after(exc.retry_after),
+            code=exc.status,
         )
     if isinstance(exc, NotAnEwsEndpoint | ews.RedirectError | ews.SOAPError | ews.MalformedResponseError):
         return ServerUnusable(f"This address does not answer like Exchange Web Services ({name})")
@@ -132,7 +152,7 @@ def map_exchange_error(exc: BaseException, operation: Operation = Operation.READ
     if isinstance(exc, DENIED_CODES):
         return InsufficientPermissions(f"Exchange denied access to the calendar ({name})")
     if isinstance(exc, INVALID_ITEM_CODES) and operation in (Operation.CREATE, Operation.WRITE):
-        return InvalidEvent(f"Exchange refused the event ({name}: {exc})")
+        return InvalidEvent(f"Exchange refused the event ({name}: {redact(exc)})")
     if isinstance(exc, TRANSIENT_CODES):
         return TransientError(f"Connection to Exchange failed ({name})")
     if type(exc) is ews.TransportError:

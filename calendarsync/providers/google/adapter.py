@@ -42,6 +42,7 @@ from calendarsync.providers.google.mapping import (
     rfc3339,
     video_request_id,
 )
+from calendarsync.providers.redaction import redact
 from calendarsync.providers.retry import MAX_ATTEMPTS, call_with_retries, chunks, retry_delay, waits_inline
 
 logger = logging.getLogger(__name__)
@@ -260,7 +261,7 @@ class GoogleProvider:
             raw_id = item.get("id") if isinstance(item, Mapping) else None
             external_id = raw_id if isinstance(raw_id, str) else ""
             logger.warning(
-                "Skipping an unreadable Google event %s: %s", external_id or "(no id)", exc.message
+                "Skipping an unreadable Google event %s: %s", external_id or "(no id)", redact(exc.message)
             )
             return Change(external_id=external_id, event=None, error=exc.message)
         return Change(external_id=event.external_id, event=event, deleted=event.is_cancelled)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import enum
 import http.client
 import json
+import logging
 from collections.abc import Mapping
 
 import httplib2  # type: ignore[import-untyped]
@@ -26,7 +27,10 @@ from calendarsync.providers.base import (
     ProviderError,
     TransientError,
 )
+from calendarsync.providers.redaction import error_code, redact
 from calendarsync.providers.retry import parse_retry_after
+
+logger = logging.getLogger(__name__)
 
 RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded"})
 REVOKED_GRANT_ERRORS = frozenset({"invalid_grant", "unauthorized_client", "invalid_client"})
@@ -68,22 +72,23 @@ class AlreadyExists(Conflict):
     """409 on insert: an event with our idempotent id exists already (adopt it)."""
 
 
-def _error_reasons(content: bytes) -> set[str]:
+def _error_reasons(content: bytes) -> list[str]:
+    """The reasons of a Google error body, most specific first (errors[].reason, then status)."""
     try:
         data = json.loads(content.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
-        return set()
+        return []
     error = data.get("error") if isinstance(data, dict) else None
     if not isinstance(error, dict):
-        return {error} if isinstance(error, str) else set()
-    reasons: set[str] = set()
+        return [error] if isinstance(error, str) else []
+    reasons: list[str] = []
     for key in ("errors", "details"):
         for entry in error.get(key) or ():
             if isinstance(entry, dict) and isinstance(entry.get("reason"), str):
-                reasons.add(entry["reason"])
+                reasons.append(entry["reason"])
     if isinstance(error.get("status"), str):
-        reasons.add(error["status"])
-    return reasons
+        reasons.append(error["status"])
+    return list(dict.fromkeys(reasons))
 
 
 def _retry_after_of(exc: HttpError) -> float | None:
@@ -101,51 +106,69 @@ def _refuses_one_event(reasons: set[str], operation: Operation) -> bool:
     return bool(reasons & EVENT_REFUSAL_REASONS) or operation in (Operation.READ, Operation.WRITE)
 
 
+def _map_http_error(exc: HttpError, operation: Operation) -> ProviderError:
+    """An HTTP error answer: the status and the body's reasons decide; the first reason (or the
+    status) is the code we keep, the body itself goes to the debug log only."""
+    status = int(exc.resp.status)
+    ordered = _error_reasons(exc.content)
+    reasons = set(ordered)
+    code: str | int = next((reason for reason in ordered if error_code(reason)), status)
+    message = f"Google Calendar answered {status}" + (f" ({', '.join(ordered)})" if ordered else "")
+    logger.debug("Google Calendar answered %s: %s", status, redact(exc.content.decode("utf-8", "replace")))
+    if status == 401:
+        return AuthRevoked(message, code=code)
+    if status == 403:
+        if reasons & RATE_LIMIT_REASONS:
+            return TransientError(message, retry_after=_retry_after_of(exc), code=code)
+        if _refuses_one_event(reasons, operation):
+            # R16: that item's error; the account goes on syncing the rest.
+            return InvalidEvent(message, code=code)
+        return InsufficientPermissions(message, code=code)
+    if status == 429 or status >= 500:
+        return TransientError(message, retry_after=_retry_after_of(exc), code=code)
+    if status == 400 and operation in (Operation.CREATE, Operation.WRITE):
+        return InvalidEvent(message, code=code)
+    if status == 404:
+        return NotFound(message, code=code)
+    if status == 409:
+        return (
+            AlreadyExists(message, code=code)
+            if operation is Operation.CREATE
+            else Conflict(message, code=code)
+        )
+    if status == 410:
+        return (
+            CursorExpired(message, code=code)
+            if operation is Operation.CHANGES
+            else NotFound(message, code=code)
+        )
+    if status == 412:
+        return Conflict(message, code=code)
+    return ProviderError(message, code=code)
+
+
 def map_google_error(exc: BaseException, operation: Operation = Operation.READ) -> ProviderError:
     """The one place a Google client failure becomes one of our provider errors."""
     if isinstance(exc, ProviderError):
         return exc
     if isinstance(exc, HttpError):
-        status = int(exc.resp.status)
-        reasons = _error_reasons(exc.content)
-        detail = ", ".join(sorted(reasons)) or str(getattr(exc.resp, "reason", "") or "")
-        message = f"Google Calendar answered {status}" + (f" ({detail})" if detail else "")
-        if status == 401:
-            return AuthRevoked(message)
-        if status == 403:
-            if reasons & RATE_LIMIT_REASONS:
-                return TransientError(message, retry_after=_retry_after_of(exc))
-            if _refuses_one_event(reasons, operation):
-                # R16: that item's error; the account goes on syncing the rest.
-                return InvalidEvent(message)
-            return InsufficientPermissions(message)
-        if status == 429 or status >= 500:
-            return TransientError(message, retry_after=_retry_after_of(exc))
-        if status == 400 and operation in (Operation.CREATE, Operation.WRITE):
-            return InvalidEvent(message)
-        if status == 404:
-            return NotFound(message)
-        if status == 409:
-            return AlreadyExists(message) if operation is Operation.CREATE else Conflict(message)
-        if status == 410:
-            return CursorExpired(message) if operation is Operation.CHANGES else NotFound(message)
-        if status == 412:
-            return Conflict(message)
-        return ProviderError(message)
+        return _map_http_error(exc, operation)
     if isinstance(exc, RefreshError):
         data = exc.args[1] if len(exc.args) > 1 else None
         error = data.get("error") if isinstance(data, Mapping) else None
+        logger.debug("Google token refresh failed: %s", redact(data if data is not None else exc))
         if error in REVOKED_GRANT_ERRORS:
-            return AuthRevoked(f"Google refused the refresh token ({error})")
+            return AuthRevoked(f"Google refused the refresh token ({error})", code=error)
         if exc.retryable:
-            return TransientError("Google token endpoint is unavailable")
-        return AuthRevoked("Google access token could not be refreshed")
+            return TransientError("Google token endpoint is unavailable", code=error)
+        return AuthRevoked("Google access token could not be refreshed", code=error)
+    name = type(exc).__name__
     if isinstance(exc, AuthTransportError):
-        return TransientError("Google token endpoint could not be reached")
+        return TransientError("Google token endpoint could not be reached", code=name)
     if isinstance(exc, TimeoutError):
-        return TransientError("Google Calendar did not answer in time")
+        return TransientError("Google Calendar did not answer in time", code=name)
     if isinstance(exc, ConnectionError | http.client.HTTPException | httplib2.HttpLib2Error | OSError):
-        return TransientError(f"Connection to Google Calendar failed ({type(exc).__name__})")
+        return TransientError(f"Connection to Google Calendar failed ({name})", code=name)
     if isinstance(exc, GoogleApiClientError):  # BatchError: a garbled batch response
-        return TransientError(f"Google Calendar sent an unreadable response ({type(exc).__name__})")
-    return ProviderError(f"Unexpected Google Calendar failure ({type(exc).__name__})")
+        return TransientError(f"Google Calendar sent an unreadable response ({name})", code=name)
+    return ProviderError(f"Unexpected Google Calendar failure ({name})", code=name)

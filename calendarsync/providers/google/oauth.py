@@ -132,7 +132,7 @@ def finish_authorization(
     if "error" in params:
         if params["error"] == "access_denied":
             raise ConsentDenied("Google access was not granted")
-        raise OAuthError(f"Google sign-in failed ({params['error'][:60]})")
+        raise OAuthError(f"Google sign-in failed ({params['error'][:60]})", code=params["error"])
     if not params.get("code"):
         raise OAuthError("The Google callback carries no authorization code")
 
@@ -150,7 +150,7 @@ def finish_authorization(
     except oauth_errors.InvalidGrantError as exc:
         raise InvalidGrant("Google refused the authorization code: please connect again") from exc
     except oauth_errors.OAuth2Error as exc:
-        raise OAuthError(f"Google sign-in failed ({exc.error})") from exc
+        raise OAuthError(f"Google sign-in failed ({exc.error})", code=exc.error) from exc
     except requests.RequestException as exc:
         raise TransientError("Google sign-in could not be reached") from exc
     except Warning as scope_changed:
@@ -215,9 +215,9 @@ def fetch_email(access_token: str) -> str:
     except requests.RequestException as exc:
         raise TransientError("Google userinfo could not be reached") from exc
     if response.status_code >= 500:
-        raise TransientError(f"Google userinfo answered {response.status_code}")
+        raise TransientError(f"Google userinfo answered {response.status_code}", code=response.status_code)
     if response.status_code != 200:
-        raise OAuthError(f"Google userinfo answered {response.status_code}")
+        raise OAuthError(f"Google userinfo answered {response.status_code}", code=response.status_code)
     try:
         email = response.json().get("email")
     except ValueError as exc:
@@ -248,6 +248,10 @@ def revoke(token: str) -> None:
     except requests.RequestException as exc:
         raise TransientError("Google token revocation could not be reached") from exc
     if response.status_code >= 500:
-        raise TransientError(f"Google token revocation answered {response.status_code}")
+        raise TransientError(
+            f"Google token revocation answered {response.status_code}", code=response.status_code
+        )
     if response.status_code not in (200, 400):  # 400 invalid_token: nothing left to revoke
-        raise OAuthError(f"Google token revocation answered {response.status_code}")
+        raise OAuthError(
+            f"Google token revocation answered {response.status_code}", code=response.status_code
+        )

@@ -51,6 +51,7 @@ from calendarsync.providers.microsoft.mapping import (
     tag_of,
     transaction_id_for,
 )
+from calendarsync.providers.redaction import redact
 from calendarsync.providers.retry import MAX_ATTEMPTS, call_with_retries, chunks, retry_delay, waits_inline
 
 logger = logging.getLogger(__name__)
@@ -312,14 +313,15 @@ class MicrosoftProvider:
                 items[item_id] = outcome
             else:
                 # Never delete on a doubt: report the item as unreadable instead (R10).
-                items[item_id] = {"id": item_id, "@unconfirmed": str(outcome)[:120]}
+                code = outcome.code if isinstance(outcome, ProviderError) else None
+                items[item_id] = {"id": item_id, "@unconfirmed": redact(outcome)[:120], "@code": code}
 
     @staticmethod
     def _change_from_item(item: Mapping[str, Any]) -> Change | None:
         external_id = str(item["id"])
         if "@unconfirmed" in item:
             reason = f"Could not confirm the removal of this event: {item['@unconfirmed']}"
-            return Change(external_id=external_id, event=None, error=reason)
+            return Change(external_id=external_id, event=None, error=reason, code=item.get("@code"))
         if "@removed" in item:
             return Change(external_id=external_id, event=None, deleted=True)
         if item.get("type") == "seriesMaster":
@@ -327,7 +329,9 @@ class MicrosoftProvider:
         try:
             event = parse_event(item)
         except InvalidEvent as exc:
-            logger.warning("Skipping an unreadable Microsoft 365 event %s: %s", external_id[:40], exc.message)
+            logger.warning(
+                "Skipping an unreadable Microsoft 365 event %s: %s", external_id[:40], redact(exc.message)
+            )
             return Change(external_id=external_id, event=None, error=exc.message)
         return Change(external_id=external_id, event=event, deleted=event.is_cancelled)
 

@@ -8,6 +8,7 @@ Token errors: https://learn.microsoft.com/en-us/entra/identity-platform/referenc
 from __future__ import annotations
 
 import enum
+import logging
 from collections.abc import Mapping
 
 import requests
@@ -22,7 +23,10 @@ from calendarsync.providers.base import (
     ProviderError,
     TransientError,
 )
+from calendarsync.providers.redaction import error_code, redact
 from calendarsync.providers.retry import parse_retry_after
+
+logger = logging.getLogger(__name__)
 
 # Token-endpoint errors that mean the grant is dead: the user must sign in again (R9).
 DEAD_GRANT_ERRORS = frozenset(
@@ -87,42 +91,59 @@ def map_graph_error(exc: BaseException, operation: Operation = Operation.READ) -
     if isinstance(exc, ProviderError):
         return exc
     if isinstance(exc, GraphFailure):
-        status = exc.status
-        message = f"Microsoft Graph answered {status}" + (f" ({exc.code})" if exc.code else "")
-        if status == 401:
-            return AuthRevoked(message)
-        if status == 403:
-            if operation in (Operation.READ, Operation.WRITE):
-                # R16: reading or changing one event was refused (e.g. ErrorAccessDenied on an
-                # event the user may not change): that item's error, the rest goes on. Listing
-                # or creating in the calendar refused concerns the whole account (C4).
-                return InvalidEvent(message)
-            return InsufficientPermissions(message)
-        if status in (429, 500, 502, 503, 504):
-            return TransientError(message, retry_after=exc.retry_after)
-        if status == 400 and exc.code == "ErrorDuplicateTransactionId" and operation is Operation.CREATE:
-            return TransactionIdUsed(message)
-        if status == 400 and operation in (Operation.CREATE, Operation.WRITE):
-            return InvalidEvent(message)
-        if status == 404:
-            return NotFound(message)
-        if status in (409, 412):
-            return Conflict(message)
-        if status == 410:
-            return CursorExpired(message) if operation is Operation.CHANGES else NotFound(message)
-        return ProviderError(message)
+        return _map_graph_failure(exc, operation)
     if isinstance(exc, TokenRefreshFailed):
+        logger.debug("Microsoft token refresh failed: %s %s", redact(exc.error), redact(exc.description))
+        message = f"Microsoft refused the refresh token ({exc.error[:60]})"
         if exc.error in DEAD_GRANT_ERRORS:
-            return AuthRevoked(f"Microsoft refused the refresh token ({exc.error})")
+            return AuthRevoked(message, code=exc.error)
         if exc.error in ("temporarily_unavailable", "server_error"):
-            return TransientError(f"The Microsoft sign-in service is unavailable ({exc.error})")
-        return AuthRevoked(f"The Microsoft access token could not be refreshed ({exc.error[:60]})")
+            return TransientError(
+                f"The Microsoft sign-in service is unavailable ({exc.error})", code=exc.error
+            )
+        return AuthRevoked(message, code=exc.error)
+    name = type(exc).__name__
     if isinstance(exc, requests.exceptions.InvalidJSONError):
-        return TransientError("Microsoft Graph sent an unreadable response")
+        return TransientError("Microsoft Graph sent an unreadable response", code=name)
     if isinstance(exc, requests.Timeout):
-        return TransientError("Microsoft Graph did not answer in time")
+        return TransientError("Microsoft Graph did not answer in time", code=name)
     if isinstance(exc, requests.RequestException):
-        return TransientError(f"Connection to Microsoft failed ({type(exc).__name__})")
+        return TransientError(f"Connection to Microsoft failed ({name})", code=name)
     if isinstance(exc, ValueError):
-        return TransientError("Microsoft Graph sent an unreadable response")
-    return ProviderError(f"Unexpected Microsoft Graph failure ({type(exc).__name__})")
+        return TransientError("Microsoft Graph sent an unreadable response", code=name)
+    return ProviderError(f"Unexpected Microsoft Graph failure ({name})", code=name)
+
+
+def _map_graph_failure(exc: GraphFailure, operation: Operation) -> ProviderError:
+    """A Graph error answer: the status and error.code decide; error.code (or the status) is the
+    code we keep, error.message goes to the debug log only."""
+    status = exc.status
+    code: str | int = error_code(exc.code) or status
+    message = f"Microsoft Graph answered {status}" + (f" ({exc.code})" if exc.code else "")
+    logger.debug("Microsoft Graph answered %s %s: %s", status, redact(exc.code), redact(exc.message))
+    if status == 401:
+        return AuthRevoked(message, code=code)
+    if status == 403:
+        if operation in (Operation.READ, Operation.WRITE):
+            # R16: reading or changing one event was refused (e.g. ErrorAccessDenied on an
+            # event the user may not change): that item's error, the rest goes on. Listing
+            # or creating in the calendar refused concerns the whole account (C4).
+            return InvalidEvent(message, code=code)
+        return InsufficientPermissions(message, code=code)
+    if status in (429, 500, 502, 503, 504):
+        return TransientError(message, retry_after=exc.retry_after, code=code)
+    if status == 400 and exc.code == "ErrorDuplicateTransactionId" and operation is Operation.CREATE:
+        return TransactionIdUsed(message, code=code)
+    if status == 400 and operation in (Operation.CREATE, Operation.WRITE):
+        return InvalidEvent(message, code=code)
+    if status == 404:
+        return NotFound(message, code=code)
+    if status in (409, 412):
+        return Conflict(message, code=code)
+    if status == 410:
+        return (
+            CursorExpired(message, code=code)
+            if operation is Operation.CHANGES
+            else NotFound(message, code=code)
+        )
+    return ProviderError(message, code=code)

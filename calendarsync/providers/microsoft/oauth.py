@@ -25,6 +25,7 @@ from django.conf import settings
 from calendarsync.providers.base import InsufficientPermissions, ProviderError, TransientError
 from calendarsync.providers.microsoft.common import format_expiry, graph_base_url
 from calendarsync.providers.microsoft.errors import TokenRefreshFailed
+from calendarsync.providers.redaction import redact
 
 logger = logging.getLogger(__name__)
 
@@ -160,7 +161,7 @@ def finish_authorization(flow: Mapping[str, Any], callback_params: Mapping[str, 
     if error:
         if error in ("access_denied", "consent_required"):
             raise ConsentDenied("Microsoft 365 access was not granted")
-        raise OAuthError(f"Microsoft sign-in failed ({str(error)[:60]})")
+        raise OAuthError(f"Microsoft sign-in failed ({str(error)[:60]})", code=str(error))
     if not callback_params.get("code"):
         raise OAuthError("The Microsoft callback carries no authorization code")
     app = _msal_app()
@@ -176,7 +177,7 @@ def finish_authorization(flow: Mapping[str, Any], callback_params: Mapping[str, 
     if "error" in result:
         if result["error"] == "invalid_grant":
             raise InvalidGrant("Microsoft refused the authorization code: please connect again")
-        raise OAuthError(f"Microsoft sign-in failed ({str(result['error'])[:60]})")
+        raise OAuthError(f"Microsoft sign-in failed ({str(result['error'])[:60]})", code=str(result["error"]))
     tokens = _granted(result, previous_refresh_token=None)
     if not has_scope(tokens.granted_scopes, settings.MICROSOFT_CALENDAR_SCOPE):
         raise MissingCalendarScope(tokens)
@@ -217,9 +218,12 @@ def fetch_email(access_token: str) -> str:
     except requests.RequestException as exc:
         raise TransientError("Microsoft Graph could not be reached") from exc
     if response.status_code >= 500:
-        raise TransientError(f"Microsoft Graph answered {response.status_code}")
+        raise TransientError(f"Microsoft Graph answered {response.status_code}", code=response.status_code)
     if response.status_code != 200:
-        raise OAuthError(f"Microsoft Graph answered {response.status_code} for the account's address")
+        raise OAuthError(
+            f"Microsoft Graph answered {response.status_code} for the account's address",
+            code=response.status_code,
+        )
     try:
         data = response.json()
     except ValueError as exc:
@@ -240,7 +244,7 @@ def refresh_access_token(refresh_token: str) -> GrantedTokens:
         raise TokenRefreshFailed("temporarily_unavailable", str(exc)[:120]) from exc
     if "error" in result:
         description = str(result.get("error_description") or "")
-        logger.warning("Microsoft token refresh refused: %s", str(result["error"])[:60])
+        logger.warning("Microsoft token refresh refused: %s", redact(str(result["error"])[:60]))
         raise TokenRefreshFailed(str(result["error"]), description[:200])
     try:
         return _granted(result, previous_refresh_token=refresh_token)

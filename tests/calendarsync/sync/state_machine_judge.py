@@ -643,6 +643,11 @@ class ModelJudge:
                     tags[event.tag] = event.external_id
                 tagged = parse_tag(event.tag)
                 owner_id = self._user(key).pk
+                if event.external_id not in known_events and tagged is not None and not self._syncing(key):
+                    # C6: the one copy a run made just before a crash, in a calendar whose sync was
+                    # stopped (or revoked) since: no run can take it over or remove it until the
+                    # sync starts again (a second copy of the activity is caught above).
+                    continue
                 if (
                     event.external_id not in known_events
                     and tagged is not None

@@ -65,6 +65,27 @@ def test_r4_one_way_event_deleted_in_the_calendar_keeps_the_activity(sync_env: S
     assert [e.subject for e in sync_env.control.events()] == ["Client call (rescheduled)"]
 
 
+def test_r4_r10_one_way_crm_edit_seen_with_the_calendar_deletion_is_sent_again(sync_env: SyncEnv) -> None:
+    """Deleted in the calendar, then edited in the CRM before a run sees the deletion: the edit is
+    not dropped; it goes out in one new event (R4, R10)."""
+    sync_env.set_preferences(sync_type=SyncType.ONE_WAY)
+    sync_env.start()
+    activity = sync_env.activity(subject="Client call", start_at=soon(2, 14))
+    sync_env.sync()
+    first = sync_env.link_of(activity).external_id
+    sync_env.control.delete_event(first)
+    activity.subject = "Client call (rescheduled)"
+    activity.save()
+    sync_env.sync()
+    sync_env.sync()
+    [event] = sync_env.control.events()
+    assert event.subject == "Client call (rescheduled)"
+    assert event.external_id != first
+    assert sync_env.link_of(activity).external_id == event.external_id
+    activity.refresh_from_db()
+    assert activity.sync_status == SyncStatus.SYNCED
+
+
 def test_o4_one_way_sends_only_the_selected_types(sync_env: SyncEnv) -> None:
     sync_env.set_preferences(sync_type=SyncType.ONE_WAY, outgoing_types=["Lunch"])
     sync_env.start()

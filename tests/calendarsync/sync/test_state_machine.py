@@ -645,6 +645,9 @@ class SyncStateMachine(ModelJudge, RuleBasedStateMachine):
             elif not self._two_way():
                 # R4: one-way keeps CRM-made activities; a calendar-made one may go or stay.
                 item.expect_gone[Side.CRM] = False if item.origin is Side.CRM else None
+                # R4: the activity is sent again when changed after the deletion; an earlier CRM
+                # change (sent already, or seen with the deletion in one run) may or may not be.
+                item.dirty = None
             elif mode == "sync" and item.epoch == self.epoch:
                 item.expect_gone[Side.CRM] = True  # R3
             else:
@@ -696,7 +699,10 @@ class SyncStateMachine(ModelJudge, RuleBasedStateMachine):
             )
             occurrence = series.first_start + dt.timedelta(days=day)
             self.setups["owner"].control.update_instance(item.event_id, occurrence, **{name: value})
-            series.overrides.setdefault(day, {})[name] = value
+            # Google keeps an edited instance as an exception of its own, a full copy that later
+            # series edits do not reach (as the emulator does); Graph / EWS: see cal_edit_series.
+            kept = dict(series.expected(day)) if self.provider == "google" else {}
+            series.overrides.setdefault(day, kept)[name] = value
             item.note(f"occurrence {day}: {name} changed in the calendar")
 
         self._guard(f"cal_edit_occurrence(item {item.key}, day {day}, {name}, seed={seed})", act)
@@ -733,10 +739,8 @@ class SyncStateMachine(ModelJudge, RuleBasedStateMachine):
             subject = f"{SUBJECTS[seed % len(SUBJECTS)]} #{item.key} (series)"
             self.setups["owner"].control.update_event(item.event_id, subject=subject)
             series.fields["subject"] = subject
-            if self.provider == "google":
-                for changes in series.overrides.values():
-                    changes.pop("subject", None)  # Google's exceptions follow a changed series field
-            # Graph / EWS: an exception keeps the fields it overrides; the rest follows the series
+            # Google: an exception keeps all its fields (cal_edit_occurrence). Graph / EWS: an
+            # exception keeps the fields it overrides; the rest follows the series
             # (https://learn.microsoft.com/en-us/graph/api/resources/event, type "exception").
             item.note("series subject changed in the calendar")
 

@@ -1038,3 +1038,249 @@ def test_r4_r15_calendar_move_into_the_past_seen_after_switch_to_one_way_exchang
             "final quiesce",
         ],
     )
+
+
+@pytest.mark.parametrize("sync_setup", ["google"], indirect=True)
+def test_r3_r4_crm_change_sent_before_a_calendar_deletion_in_one_way_is_not_owed_again_google(
+    sync_setup: object, owner: User, request: pytest.FixtureRequest
+) -> None:
+    """Found by a long run of the machine (google, R3-not-synced): a CRM-made item linked in one-way
+    sync, then deleted in the calendar. By R4 the activity stays and is sent again when changed; the
+    judge still counted its creation (sent already) as a change owed to the calendar."""
+    replay(
+        request,
+        owner,
+        "google",
+        [
+            "start(prestart_activities=1, prestart_event=False)",
+            "arm_transient_fault(timeout, 2, POST)",
+            "crm_create(Task, seed=60, days=9, hour=9, minutes=90, owner)",
+            "crm_delete(item 1)",
+            "sync(runs=1, both)",
+            "set_incoming_type(Call)",
+            "crm_create(Task, seed=29, days=4, hour=12, minutes=90, colleague)",
+            "set_incoming_type(Meeting)",
+            "crm_delete(item 2)",
+            "arm_transient_fault(server_error, 1, PATCH)",
+            "crm_create(Call, seed=27, days=1, hour=17, minutes=90, owner)",
+            "arm_transient_fault(rate_limit, 2, GET)",
+            "crm_delete(item 0)",
+            "set_sync_type(two_way=False)",
+            "set_private_events(skip)",
+            "crm_create(Task, seed=28, days=5, hour=16, minutes=60, owner)",
+            "crm_create(Call, seed=52, days=9, hour=13, minutes=90, owner)",
+            "sync(runs=2, both)",
+            "cal_delete(item 3)",
+            "final quiesce",
+        ],
+    )
+
+
+@pytest.mark.parametrize("sync_setup", ["google"], indirect=True)
+def test_r7_google_exception_keeps_its_subject_after_a_series_rename_google(
+    sync_setup: object, owner: User, request: pytest.FixtureRequest
+) -> None:
+    """Found by a long run of the machine (google, R7-occurrence-fields): an occurrence edited (an
+    exception), then the series renamed twice. Google keeps an exception as a full copy the series
+    edit does not reach; the CRM shows the occurrence as the calendar does (the judge expected the
+    series' subject)."""
+    replay(
+        request,
+        owner,
+        "google",
+        [
+            "start(prestart_activities=0, prestart_event=False)",
+            "arm_database_error(activity)",
+            "set_incoming_type(Meeting)",
+            "revoke()",
+            "cal_create(seed=59, days=7, hour=16, minutes=90, private=False)",
+            "set_incoming_type(Meeting)",
+            "cal_create(seed=10, days=9, hour=16, minutes=90, private=True)",
+            "set_incoming_type(Call)",
+            "cal_move_into_the_past(item 0)",
+            "expire_cursor()",
+            "cal_create(seed=16, days=7, hour=13, minutes=60, private=True)",
+            "cal_make_recurring(item 2, 2)",
+            "cal_move_into_the_past(item 1)",
+            "cal_create(seed=42, days=3, hour=17, minutes=90, private=True)",
+            "cal_edit_occurrence(item 2, day 0, location, seed=8)",
+            "sync(runs=1, colleague)",
+            "cal_edit_series(item 2, seed=15)",
+            "set_sync_type(two_way=True)",
+            "cal_create(seed=8, days=1, hour=10, minutes=30, private=True)",
+            "cal_move_into_the_past(item 4)",
+            "cal_edit_series(item 2, seed=51)",
+            "cal_edit(item 3, description, seed=58)",
+            "cal_move_into_the_past(item 3)",
+            "cal_create(seed=5, days=9, hour=17, minutes=30, private=False)",
+            "sync(runs=2, both)",
+            "final quiesce",
+        ],
+    )
+
+
+@pytest.mark.parametrize("sync_setup", ["google"], indirect=True)
+def test_r10_crash_copy_waits_while_sync_is_stopped_google(
+    sync_setup: object, owner: User, request: pytest.FixtureRequest
+) -> None:
+    """Found by a long run of the machine (google, R10-duplicate-event): a run dies right after creating
+    an event (no link recorded), then the user stops sync. No run can take the copy over until sync
+    starts again (C6); it is the activity's only event, not a duplicate."""
+    replay(
+        request,
+        owner,
+        "google",
+        [
+            "start(prestart_activities=1, prestart_event=True)",
+            "quiesce()",
+            "crm_delete(item 0)",
+            "arm_database_error(activity)",
+            "force_full_listing()",
+            "stop_sync()",
+            "cal_move_into_the_past(item 1)",
+            "crm_create(Task, seed=18, days=1, hour=13, minutes=60, colleague)",
+            "arm_transient_fault(server_error, 3, GET)",
+            "sync(runs=1, colleague)",
+            "arm_crash_after_write()",
+            "arm_transient_fault(rate_limit, 3, GET)",
+            "crm_change_type(item 2, Call)",
+            "crm_create(Meeting, seed=55, days=2, hour=8, minutes=30, owner)",
+            "sync(runs=1, both)",
+            "crm_delete(item 2)",
+            "quiesce()",
+            "add_account_and_start()",
+            "arm_crash_after_write()",
+            "crm_create(Call, seed=59, days=5, hour=9, minutes=90, colleague)",
+            "sync(runs=1, both)",
+            "crm_change_type(item 3, Meeting)",
+            "stop_sync()",
+            "crm_move_into_the_past(item 3)",
+            "arm_crash_after_write()",
+            "final quiesce",
+        ],
+    )
+
+
+@pytest.mark.parametrize("sync_setup", ["microsoft"], indirect=True)
+def test_r13_r10_crash_copy_of_a_reassigned_activity_waits_while_sync_is_stopped_microsoft(
+    sync_setup: object, owner: User, request: pytest.FixtureRequest
+) -> None:
+    """Found by a long run of the machine (microsoft, R13-R10-unrecorded-copy-kept): a run dies right
+    after creating an event (no link recorded), the user stops sync, then the activity is given to the
+    colleague. The stopped sync owes the removal until it starts again (C6), as for a linked event."""
+    replay(
+        request,
+        owner,
+        "microsoft",
+        [
+            "start(prestart_activities=0, prestart_event=False)",
+            "revoke()",
+            "arm_crash_after_write()",
+            "quiesce()",
+            "arm_transient_fault(server_error, 2, GET)",
+            "toggle_outgoing_type(Call)",
+            "quiesce()",
+            "toggle_outgoing_type(Meeting)",
+            "stop_sync()",
+            "arm_crash_after_write()",
+            "add_account_and_start()",
+            "sync(runs=1, owner)",
+            "toggle_outgoing_type(Call)",
+            "arm_crash_after_write()",
+            "arm_crash_after_write()",
+            "crm_create(Call, seed=25, days=3, hour=14, minutes=15, colleague)",
+            "arm_transient_fault(rate_limit, 3, PATCH)",
+            "crm_reassign(item 0)",
+            "arm_crash_after_write()",
+            "crm_edit(item 0, attendees, seed=0)",
+            "set_sync_type(two_way=False)",
+            "sync(runs=1, owner)",
+            "stop_sync()",
+            "crm_reassign(item 0)",
+            "sync(runs=1, owner)",
+            "final quiesce",
+        ],
+    )
+
+
+@pytest.mark.parametrize("sync_setup", ["exchange"], indirect=True)
+def test_r10_crash_copy_waits_while_sync_is_stopped_exchange(
+    sync_setup: object, owner: User, request: pytest.FixtureRequest
+) -> None:
+    """Found by a long run of the machine (exchange, R10-duplicate-event): as the google case, the
+    crashed run's copy of a CRM activity in a calendar whose sync is stopped since."""
+    replay(
+        request,
+        owner,
+        "exchange",
+        [
+            "start(prestart_activities=1, prestart_event=False)",
+            "crm_create(Task, seed=3, days=3, hour=10, minutes=30, colleague)",
+            "expire_cursor()",
+            "crm_edit(item 1, duration, seed=51)",
+            "arm_crash_after_write()",
+            "cal_create(seed=2, days=3, hour=13, minutes=30, private=True)",
+            "crm_create(Task, seed=20, days=1, hour=13, minutes=90, owner)",
+            "cal_create(seed=49, days=6, hour=11, minutes=30, private=True)",
+            "toggle_outgoing_type(Call)",
+            "toggle_outgoing_type(Task)",
+            "arm_crash_after_write()",
+            "cal_create(seed=34, days=2, hour=10, minutes=30, private=False)",
+            "crm_create(Call, seed=32, days=2, hour=17, minutes=60, owner)",
+            "cal_set_private(item 4, True)",
+            "crm_edit(item 3, note, seed=43)",
+            "crm_create(Call, seed=32, days=3, hour=11, minutes=30, colleague)",
+            "cal_create(seed=61, days=6, hour=15, minutes=30, private=True)",
+            "sync(runs=1, owner)",
+            "cal_create(seed=44, days=5, hour=17, minutes=15, private=False)",
+            "toggle_outgoing_type(Meeting)",
+            "stop_sync()",
+            "cal_create(seed=16, days=8, hour=13, minutes=90, private=False)",
+            "expire_cursor()",
+            "cal_create(seed=16, days=2, hour=15, minutes=60, private=True)",
+            "sync(runs=2, owner)",
+            "final quiesce",
+        ],
+    )
+
+
+@pytest.mark.parametrize("sync_setup", ["exchange"], indirect=True)
+def test_r4_r10_crm_edit_seen_with_a_calendar_deletion_in_one_way_is_sent_again_exchange(
+    sync_setup: object, owner: User, request: pytest.FixtureRequest
+) -> None:
+    """Found by a long run of the machine (exchange, R3-not-synced): in one-way sync a CRM-made item's
+    event is deleted in the calendar, then its subject is edited in the CRM, and one run sees both.
+    The engine detached it and acknowledged the edit, dropping it (R10); an edit no run has sent goes
+    out again now, in a new event (R4)."""
+    replay(
+        request,
+        owner,
+        "exchange",
+        [
+            "start(prestart_activities=2, prestart_event=False)",
+            "sync(runs=1, colleague)",
+            "force_full_listing()",
+            "arm_crash_after_write()",
+            "quiesce()",
+            "quiesce()",
+            "sync(runs=2, colleague)",
+            "set_sync_type(two_way=False)",
+            "crm_edit(item 0, subject, seed=31)",
+            "arm_database_error(activity)",
+            "arm_transient_fault(server_error, 3, None)",
+            "crm_create(Task, seed=34, days=9, hour=14, minutes=15, colleague)",
+            "crm_edit(item 2, location, seed=50)",
+            "quiesce()",
+            "crm_edit(item 2, duration, seed=31)",
+            "crm_edit(item 2, duration, seed=14)",
+            "cal_delete(item 0)",
+            "toggle_outgoing_type(Call)",
+            "toggle_outgoing_type(Task)",
+            "set_private_events(everyone)",
+            "crm_create(Meeting, seed=50, days=8, hour=17, minutes=90, colleague)",
+            "crm_create(Meeting, seed=2, days=6, hour=10, minutes=30, colleague)",
+            "crm_reassign(item 3)",
+            "crm_edit(item 0, subject, seed=25)",
+            "final quiesce",
+        ],
+    )
