@@ -78,6 +78,8 @@ def run_worker(config: BenchConfig, database_url: str, var_dir: str, accounts: i
         "CALSYNC_VAR_DIR": var_dir,
         "DEBUG": "false",
         "LOG_LEVEL": "WARNING",
+        # The emulators listen on loopback, which an Exchange server may only use when allowed.
+        "EXCHANGE_ALLOWED_NETWORKS": "127.0.0.0/8,::1/128",
     }
     completed = subprocess.run(  # noqa: S603 - our own interpreter running the benchmark script
         [sys.executable, str(config.script), "--worker", "--accounts", str(accounts)],
