@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.db import OperationalError
+from django.db import OperationalError, connections
 from django.utils import timezone
 
 from accounts.models import User
@@ -331,3 +332,27 @@ def now_seconds() -> float:
 
 def account_of(user: User) -> CalendarAccount | None:
     return CalendarAccount.objects.filter(user=user, stopped_at__isnull=True).first()
+
+
+def run_at_once(work: Callable[[str], object], keys: Sequence[str]) -> None:
+    """``work(key)`` for every key, each in its own thread (its own database connection), all
+    released together like workers picking up tasks at one moment; the first error is re-raised."""
+    start = threading.Barrier(len(keys))
+    errors: list[BaseException] = []
+
+    def worker(key: str) -> None:
+        try:
+            start.wait(timeout=30)
+            work(key)
+        except BaseException as error:  # re-raised in the caller's thread
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker, args=(key,)) for key in keys]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    if errors:
+        raise errors[0]

@@ -20,12 +20,11 @@ import contextlib
 import datetime as dt
 import itertools
 import os
-import threading
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 from django.db.models import Max, Model
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
@@ -50,6 +49,7 @@ from tests.calendarsync.sync.state_machine_support import (
     moment,
     owner_setup,
     reset_emulator,
+    run_at_once,
 )
 from tests.conftest import make_user
 
@@ -282,25 +282,7 @@ class MeetingMachine(RuleBasedStateMachine):
     def both_at_once(self) -> None:
         """Alice's and Bob's syncs at the same moment, each in its own worker (PostgreSQL)."""
         self.steps.append("both_at_once()")
-        errors: list[BaseException] = []
-        start = threading.Barrier(2)
-
-        def worker(key: str) -> None:
-            try:
-                start.wait(timeout=30)
-                self._run(key)
-            except BaseException as error:  # re-raised in the machine's thread
-                errors.append(error)
-            finally:
-                connections.close_all()
-
-        threads = [threading.Thread(target=worker, args=(key,)) for key in ("alice", "bob")]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=300)
-        if errors:
-            raise errors[0]
+        run_at_once(self._run, ("alice", "bob"))
 
     def _run(self, key: str) -> runner.RunOutcome | None:
         env = self.envs[key]

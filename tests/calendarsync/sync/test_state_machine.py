@@ -22,14 +22,13 @@ import datetime as dt
 import json
 import os
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 from django.db.models import Max, Model
 from django.utils import timezone
 from hypothesis import HealthCheck, Phase, Verbosity, settings
@@ -76,6 +75,7 @@ from tests.calendarsync.sync.state_machine_support import (
     owner_setup,
     pending_event_faults,
     reset_emulator,
+    run_at_once,
 )
 from tests.conftest import make_user
 
@@ -1020,26 +1020,7 @@ class SyncStateMachine(ModelJudge, RuleBasedStateMachine):
         share items given from one to the other (R13)."""
 
         def act() -> None:
-            keys = pair.split("+")
-            start = threading.Barrier(len(keys))
-            errors: list[BaseException] = []
-
-            def worker(key: str) -> None:
-                try:
-                    start.wait(timeout=30)
-                    self._run(key)
-                except BaseException as error:  # re-raised in the machine's thread
-                    errors.append(error)
-                finally:
-                    connections.close_all()
-
-            threads = [threading.Thread(target=worker, args=(key,)) for key in keys]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(timeout=300)
-            if errors:
-                raise errors[0]
+            run_at_once(self._run, pair.split("+"))
             self._after_runs()
             self._observe(final=False)
 
