@@ -161,6 +161,20 @@ def test_debug_on_keeps_the_development_fallbacks(
 # --- start-up of web and worker -------------------------------------------------------------------
 
 IMPORT_WSGI_APPLICATION = ["-c", "from calsync_project.wsgi import application; print('served')"]
+# A request to the web app (importing it has no side effect; serving refuses).
+CALL_WSGI_APPLICATION = [
+    "-c",
+    "import wsgiref.util\n"
+    "from calsync_project.wsgi import application\n"
+    "environ = {}\n"
+    "wsgiref.util.setup_testing_defaults(environ)\n"
+    "application(environ, lambda *args: None)\n"
+    "print('served')",
+]
+GUNICORN_ON_STARTING = [
+    "-c",
+    "import runpy; runpy.run_path('gunicorn.conf.py')['on_starting'](None); print('served')",
+]
 
 
 def test_web_application_starts_with_production_env(tmp_path: Path) -> None:
@@ -170,8 +184,9 @@ def test_web_application_starts_with_production_env(tmp_path: Path) -> None:
     assert "served" in result.stdout
 
 
-def test_web_application_refuses_development_fallbacks(tmp_path: Path) -> None:
-    result = run(IMPORT_WSGI_APPLICATION, with_dev_fallbacks(production_env(tmp_path)))
+@pytest.mark.parametrize("start", [CALL_WSGI_APPLICATION, GUNICORN_ON_STARTING], ids=["request", "gunicorn"])
+def test_web_application_refuses_development_fallbacks(tmp_path: Path, start: list[str]) -> None:
+    result = run(start, with_dev_fallbacks(production_env(tmp_path)))
 
     assert result.returncode != 0
     assert "served" not in result.stdout
@@ -180,8 +195,14 @@ def test_web_application_refuses_development_fallbacks(tmp_path: Path) -> None:
         assert variable in result.stderr
 
 
+def test_importing_the_web_application_has_no_side_effect(tmp_path: Path) -> None:
+    result = run(IMPORT_WSGI_APPLICATION, with_dev_fallbacks(production_env(tmp_path)))
+
+    assert result.returncode == 0, result.stderr
+
+
 def test_web_application_refuses_plain_http_oauth_alone(tmp_path: Path) -> None:
-    result = run(IMPORT_WSGI_APPLICATION, production_env(tmp_path, OAUTHLIB_INSECURE_TRANSPORT="1"))
+    result = run(CALL_WSGI_APPLICATION, production_env(tmp_path, OAUTHLIB_INSECURE_TRANSPORT="1"))
 
     assert result.returncode != 0
     assert "OAUTHLIB_INSECURE_TRANSPORT" in result.stderr
