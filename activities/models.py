@@ -148,6 +148,11 @@ class Activity(models.Model):
         max_length=16, choices=SyncStatus.choices, null=True, blank=True
     )
     sync_error = models.CharField(max_length=500, blank=True)
+    # D1: why the status is what it is, as a code of ``calendarsync.sync.reasons.Reason`` (the UI's
+    # words come from that code, so what the engine did and what the UI says agree), and when the
+    # engine or a save recorded it.
+    sync_code = models.CharField(max_length=40, blank=True, editable=False)
+    sync_status_at = models.DateTimeField(null=True, blank=True, editable=False)
     calendar_account = models.ForeignKey(
         "calendarsync.CalendarAccount",
         on_delete=models.SET_NULL,

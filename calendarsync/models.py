@@ -245,6 +245,8 @@ class EventLink(models.Model):
     # A CRM user's deletion: the calendar mails the guests a cancellation (O11). Deletions the
     # sync makes on its own (R12-R15) never mail anyone.
     notify_guests = models.BooleanField(default=False)
+    # D1: the event in the provider's web calendar, when the provider gives a link (https only).
+    web_url = models.URLField(max_length=2048, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -334,6 +336,44 @@ class SyncRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account} {self.started_at:%Y-%m-%d %H:%M:%S} {self.outcome}"
+
+
+class SyncRunEntry(models.Model):
+    """D2: one item a run brought in, sent out, skipped or failed, for the account's sync log.
+
+    ``code`` is a ``calendarsync.sync.reasons.Reason``: the log's words come from it, like an
+    activity's explanation. ``title`` is the activity's subject or the event's title as the run saw
+    it (the log is the account owner's own).
+    """
+
+    class Direction(models.TextChoices):
+        IN = "in", "Came in"
+        OUT = "out", "Went out"
+
+    class Action(models.TextChoices):
+        CREATED = "created", "Created"
+        UPDATED = "updated", "Updated"
+        DELETED = "deleted", "Deleted"
+        SKIPPED = "skipped", "Skipped"
+        FAILED = "failed", "Failed"
+
+    run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="entries")
+    direction = models.CharField(max_length=3, choices=Direction.choices)
+    action = models.CharField(max_length=8, choices=Action.choices)
+    code = models.CharField(max_length=40)
+    title = models.CharField(max_length=255, blank=True)
+    detail = models.CharField(max_length=500, blank=True)
+    activity = models.ForeignKey(
+        "activities.Activity", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    external_id = models.CharField(max_length=1024, blank=True)
+
+    class Meta:
+        ordering = ("run", "id")
+        verbose_name_plural = "sync run entries"
+
+    def __str__(self) -> str:
+        return f"{self.get_direction_display()} {self.get_action_display()}: {self.title}"
 
 
 class ItemFailure(models.Model):
