@@ -2,17 +2,25 @@
 
 Credentials never reach an admin page (C7): the field is excluded from every form, list and
 read-only display, and nothing here renders the model's ``credentials`` attribute.
+
+The account admin also serves the sync health page and the admin index's counts
+(``calendarsync.admin_health``); its actions run from both the account list and that page.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from typing import Any
+
 from django.contrib import admin, messages
-from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.db.models import Exists, OuterRef, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.urls import URLPattern, path
 from django.utils.translation import ngettext
 
 from accounts.admin import CompanyScopedAdmin, admin_user
-from calendarsync import admin_sync  # noqa: F401  (registers the engine's records)
+from accounts.admin_site import IndexPanel
+from calendarsync import admin_health, admin_sync  # importing admin_sync registers the engine's records
 from calendarsync.actions import do_force_full_resync, do_stop_sync
 from calendarsync.models import (
     AuditEvent,
@@ -21,6 +29,8 @@ from calendarsync.models import (
     RemoteCalendar,
     SyncPreferences,
 )
+from calendarsync.sync.runner import SYNCABLE_STATES, syncing_accounts
+from calendarsync.tasks import request_sync
 
 SECRET_FIELDS = ("credentials",)
 
@@ -72,7 +82,12 @@ class AuditEventInline(admin.TabularInline[AuditEvent, CalendarAccount]):
 class CalendarAccountAdmin(CompanyScopedAdmin[CalendarAccount]):
     company_lookup = "user__company"
     list_display = ("email", "provider", "user", "state", "last_synced_at", "connected_at", "stopped_at")
-    list_filter = ("provider", "state", ("user__company", admin.RelatedOnlyFieldListFilter))
+    list_filter = (
+        admin_health.SyncHealthFilter,
+        "provider",
+        "state",
+        ("user__company", admin.RelatedOnlyFieldListFilter),
+    )
     list_select_related = ("user",)
     search_fields = ("email", "user__email", "user__first_name", "user__last_name")
     ordering = ("-connected_at",)
@@ -90,13 +105,87 @@ class CalendarAccountAdmin(CompanyScopedAdmin[CalendarAccount]):
     )
     readonly_fields = ("user", "provider", "email", "last_synced_at", "connected_at")
     inlines = (SyncPreferencesInline, RemoteCalendarInline, AuditEventInline)
-    actions = ("force_full_resync", "disconnect")
+    actions = ("sync_now", "force_full_resync", "disconnect")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         # Accounts are connected by their user through OAuth or the Exchange form (C3).
         return False
 
-    @admin.action(description="Force a full resync of the selected accounts")
+    def get_deleted_objects(
+        self, objs: Any, request: HttpRequest
+    ) -> tuple[list[Any], dict[Any, Any], set[Any], list[Any]]:
+        # The account's runs take their log entries along, and those name items (A6).
+        deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
+        deleted, model_count = admin_sync.without_related_names(request, deleted, model_count)
+        return deleted, model_count, perms_needed, protected
+
+    def get_urls(self) -> list[URLPattern]:
+        opts = self.opts
+        health = path(
+            "health/",
+            self.admin_site.admin_view(self.health_view),
+            name=f"{opts.app_label}_{opts.model_name}_health",
+        )
+        return [health, *super().get_urls()]
+
+    def health_view(self, request: HttpRequest) -> HttpResponse:
+        return admin_health.health_view(request, self)
+
+    def index_panel(self, request: HttpRequest) -> IndexPanel | None:
+        """The admin index's calendar sync counts (``accounts.admin_site``)."""
+        if not self.has_view_permission(request):
+            return None
+        return admin_health.index_panel(request, self)
+
+    @admin.action(description="Sync the selected accounts now", permissions=("change",))
+    def sync_now(self, request: HttpRequest, queryset: QuerySet[CalendarAccount]) -> None:
+        """Queue a run for each selected account whose sync is on; say why the others were left."""
+        syncing = Exists(syncing_accounts().filter(pk=OuterRef("pk")))
+        rows = (
+            queryset.order_by()
+            .annotate(syncing=syncing)
+            .values(
+                "pk",
+                "syncing",
+                "state",
+                "stopped_at",
+                "preferences__sync_started_at",
+                "preferences__sync_stopped_at",
+            )
+        )
+        skipped: Counter[str] = Counter()
+        queued = 0
+        for row in rows:
+            if row["syncing"]:
+                request_sync(row["pk"])
+                queued += 1
+            else:
+                skipped[_not_syncing_because(row)] += 1
+        self.message_user(
+            request,
+            ngettext(
+                "A sync was queued for %(count)d account.",
+                "A sync was queued for %(count)d accounts.",
+                queued,
+            )
+            % {"count": queued},
+            messages.SUCCESS if queued else messages.WARNING,
+        )
+        if skipped:
+            reasons = ", ".join(f"{count} {reason}" for reason, count in sorted(skipped.items()))
+            total = sum(skipped.values())
+            self.message_user(
+                request,
+                ngettext(
+                    "Skipped %(count)d account whose sync is not on: %(reasons)s.",
+                    "Skipped %(count)d accounts whose sync is not on: %(reasons)s.",
+                    total,
+                )
+                % {"count": total, "reasons": reasons},
+                messages.WARNING,
+            )
+
+    @admin.action(description="Force a full resync of the selected accounts", permissions=("change",))
     def force_full_resync(self, request: HttpRequest, queryset: QuerySet[CalendarAccount]) -> None:
         accounts = list(queryset.filter(stopped_at__isnull=True))
         for account in accounts:
@@ -112,7 +201,10 @@ class CalendarAccountAdmin(CompanyScopedAdmin[CalendarAccount]):
             messages.SUCCESS,
         )
 
-    @admin.action(description="Disconnect the selected accounts (keeps activities, removes credentials)")
+    @admin.action(
+        description="Disconnect the selected accounts (keeps activities, removes credentials)",
+        permissions=("change",),
+    )
     def disconnect(self, request: HttpRequest, queryset: QuerySet[CalendarAccount]) -> None:
         accounts = list(queryset.filter(stopped_at__isnull=True))
         left_to_users = 0
@@ -139,6 +231,17 @@ class CalendarAccountAdmin(CompanyScopedAdmin[CalendarAccount]):
                 % {"count": left_to_users},
                 messages.INFO,
             )
+
+
+def _not_syncing_because(row: dict[str, Any]) -> str:
+    """Why an account ``syncing_accounts`` leaves out does not sync, for the "Sync now" message."""
+    if row["stopped_at"] is not None or row["preferences__sync_stopped_at"] is not None:
+        return "stopped"
+    if row["preferences__sync_started_at"] is None:
+        return "not started"
+    if row["state"] not in SYNCABLE_STATES:
+        return "waiting for their user to reconnect"
+    return "without a calendar"
 
 
 @admin.register(AuditEvent)

@@ -1,12 +1,15 @@
 """Django admin for the sync engine's records: links, runs and the activity trash (R3, R9).
 
-Imported from ``calendarsync/admin.py`` (``from calendarsync import admin_sync  # noqa: F401``).
+Imported from ``calendarsync/admin.py``, which registers these admins by importing it.
 Everything here is read-only except the trash's "Restore" action.
 
-Links and trash entries name activities. Staff who are not superusers see them through
-:mod:`activities.visibility`, like every other list of activities: one that names an activity
-they may not see (A5) is not listed, and another user's private activity shows as "Private"
-without its subject, type or anything else, and never matches a search (A6).
+Links, trash entries and sync log entries name activities. Staff who are not superusers see them
+through :mod:`activities.visibility`, like every other list of activities: one that names an
+activity they may not see (A5) is not listed, and another user's private activity shows as
+"Private" without its subject, type or anything else, and never matches a search (A6).
+
+A run's page lists its log entries (D2) in the words the user's own sync log uses (D1, from
+``calendarsync.sync.explain``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from django.db.models import BigIntegerField, BooleanField, Case, Exists, OuterR
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, NullIf
 from django.http import HttpRequest
+from django.utils import timezone
 from django.utils.translation import ngettext
 
 from accounts.admin import CompanyScopedAdmin, admin_user, autocomplete_source
@@ -30,7 +34,8 @@ from activities.visibility import (
     masked_condition,
     visible_activities,
 )
-from calendarsync.models import ActivityTrash, EventLink, SyncRun
+from calendarsync.models import ActivityTrash, EventLink, SyncRun, SyncRunEntry
+from calendarsync.sync.explain import explain
 from calendarsync.sync.trash import restore
 
 M = TypeVar("M", EventLink, SyncRun, ActivityTrash)
@@ -56,6 +61,8 @@ LINK_FIELDS = (
     "updated_at",
 )
 NOT_MASKED = Value(False, output_field=BooleanField())
+# What a log entry without an activity shows instead of its title to staff who are not superusers.
+HIDDEN_EVENT_TITLE = "Calendar event"
 
 
 def _searching(request: HttpRequest, search_term: str) -> bool:
@@ -74,6 +81,20 @@ def _copied_id(key: str) -> Any:
     SQLite reads a JSON null as the text "null", which casts to 0 (never an id); PostgreSQL as NULL.
     """
     return NullIf(Cast(KeyTextTransform(key, "data"), BigIntegerField()), Value(0))
+
+
+def without_related_names(
+    request: HttpRequest, deleted: list[Any], model_count: dict[Any, Any]
+) -> tuple[list[Any], dict[Any, Any]]:
+    """A deletion's confirmation for staff who are not superusers: the objects chosen, and counts.
+
+    Django lists every object a deletion takes along by its str(); a sync log entry's str() holds
+    its title, which may be another user's private activity or calendar event (A6). The counts
+    ("Sync run entries: 12") stay; superusers still get the full list.
+    """
+    if admin_user(request).is_superuser:
+        return deleted, model_count
+    return [item for item in deleted if not isinstance(item, list)], model_count
 
 
 class _ReadOnlyAdmin(CompanyScopedAdmin[M]):
@@ -131,6 +152,67 @@ def _link_masked(link: EventLink) -> bool:
     return bool(getattr(link, "activity_masked", False))
 
 
+class SyncRunEntryInline(admin.TabularInline[SyncRunEntry, SyncRun]):
+    """D2: what a run brought in, sent out, skipped or failed, item by item, read-only.
+
+    What happened is said by ``explain`` (D1), the words the user's own sync log shows; nothing
+    here words a reason code. The entry's title names an item of the account owner's calendar or
+    CRM, so staff who are not superusers see it only where they could see the item itself:
+
+    - an entry about an activity they may not see (A5) is not listed;
+    - another user's private activity (visibility "only owner", and they do not attend it) shows
+      as "Private" (A6);
+    - an entry without an activity (a calendar event that was never imported, such as a private
+      one the user chose not to sync, or an activity deleted since) keeps the title the calendar
+      had, and nothing says whether that event was private: its title shows only to the account's
+      owner, and to everyone else as "Calendar event" (coming in) or "-" (going out).
+
+    The counts and the explanations stay: they name no item.
+    """
+
+    model = SyncRunEntry
+    fields = ("direction", "action", "item", "what_happened", "external_id")
+    readonly_fields = fields  # and the run's page is read-only (``_ReadOnlyAdmin``)
+    # Django's tabular inline prints each entry's str(), which holds the title: this one does not.
+    template = "admin/calendarsync/syncrun/entries_inline.html"
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: SyncRun | None = None) -> bool:
+        return False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[SyncRunEntry]:
+        # The account words the explanations; its credentials are never needed (nor decrypted).
+        entries = (
+            super()
+            .get_queryset(request)
+            .select_related("run__account")
+            .defer("run__account__credentials", "run__account__sync_cursor")
+        )
+        user = admin_user(request)
+        if user.is_superuser:
+            return entries.annotate(activity_masked=NOT_MASKED, title_hidden=NOT_MASKED)
+        visible = visible_activities(user)
+        hidden = Q(activity__isnull=True) & ~Q(run__account__user=user)
+        return entries.filter(Q(activity__isnull=True) | Q(activity__in=visible.values("pk"))).annotate(
+            activity_masked=Exists(visible.filter(masked_condition(user), pk=OuterRef("activity_id"))),
+            title_hidden=Case(When(hidden, then=Value(True)), default=NOT_MASKED),
+        )
+
+    @admin.display(description="Item")
+    def item(self, entry: SyncRunEntry) -> str:
+        if getattr(entry, "activity_masked", False):
+            return PRIVATE_LABEL
+        if getattr(entry, "title_hidden", False):
+            return HIDDEN_EVENT_TITLE if entry.direction == SyncRunEntry.Direction.IN else EMPTY
+        return entry.title or EMPTY
+
+    @admin.display(description="What happened")
+    def what_happened(self, entry: SyncRunEntry) -> str:
+        explanation = explain(entry, entry.run.account, None, None, timezone.now())
+        return explanation.message if explanation is not None else EMPTY
+
+
 @admin.register(SyncRun)
 class SyncRunAdmin(_ReadOnlyAdmin[SyncRun]):
     company_lookup = "account__user__company"
@@ -141,6 +223,14 @@ class SyncRunAdmin(_ReadOnlyAdmin[SyncRun]):
     ordering = ("-started_at",)
     date_hierarchy = "started_at"
     fields = ("account", "started_at", "finished_at", "outcome", "full_sync", "counts", "error")
+    inlines = (SyncRunEntryInline,)
+
+    def get_deleted_objects(
+        self, objs: Any, request: HttpRequest
+    ) -> tuple[list[Any], dict[Any, Any], set[Any], list[Any]]:
+        deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
+        deleted, model_count = without_related_names(request, deleted, model_count)
+        return deleted, model_count, perms_needed, protected
 
 
 @admin.register(ActivityTrash)

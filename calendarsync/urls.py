@@ -1,6 +1,6 @@
 from django.urls import path
 
-from calendarsync import views
+from calendarsync import views, views_log
 from calendarsync.connect import exchange, google, microsoft
 
 app_name = "calendarsync"
@@ -17,4 +17,6 @@ urlpatterns = [
     path("accounts/<int:pk>/start/", views.start_sync, name="start_sync"),
     path("accounts/<int:pk>/stop/", views.stop_sync, name="stop_sync"),
     path("accounts/<int:pk>/reconnect/", views.reconnect, name="reconnect"),
+    path("accounts/<int:pk>/sync-now/", views_log.sync_now, name="sync_now"),
+    path("accounts/<int:pk>/log/", views_log.sync_log, name="sync_log"),
 ]

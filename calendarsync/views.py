@@ -117,14 +117,14 @@ def _account_context(account: CalendarAccount, preferences: SyncPreferences) -> 
     """What the account and option fragments show besides the options themselves."""
     calendars = list(account.calendars.all())
     return {
-        **_status_context(account, preferences),
+        **status_context(account, preferences),
         "read_only_calendars": [calendar for calendar in calendars if not calendar.can_write],
         "has_writable_calendars": any(calendar.can_write for calendar in calendars),
         "sync_types": SyncType,
     }
 
 
-def _status_context(account: CalendarAccount, preferences: SyncPreferences | None) -> dict[str, Any]:
+def status_context(account: CalendarAccount, preferences: SyncPreferences | None) -> dict[str, Any]:
     """What the sync status fragment shows (R9)."""
     return {
         "account": account,
@@ -214,7 +214,7 @@ def sync_status(request: AuthedHttpRequest, pk: int) -> HttpResponse:
     account = access_account(request.user, pk)
     # Read only: this runs every 2 seconds while a sync runs, it must not create anything.
     preferences = SyncPreferences.objects.filter(account=account).first()
-    return render(request, "calendarsync/_sync_status.html", _status_context(account, preferences))
+    return render(request, "calendarsync/_sync_status.html", status_context(account, preferences))
 
 
 @login_required
