@@ -32,6 +32,7 @@ from calendarsync.models import (
 from calendarsync.providers.base import ProviderError, RemoteCalendarInfo
 from calendarsync.providers.registry import can_revoke, consent_pages, revoke_access
 from calendarsync.sync.errors import error_summary
+from calendarsync.sync.reasons import Reason
 from calendarsync.tasks import request_sync
 
 logger = logging.getLogger(__name__)
@@ -331,7 +332,13 @@ def _send_again(account: CalendarAccount, preferences: SyncPreferences, type_ids
         sync_status=SyncStatus.SKIPPED,
         sync_changed_at__gte=baseline,
         due_date__gte=today - dt.timedelta(days=1),
-    ).update(sync_seen_at=None, sync_status=SyncStatus.PENDING, sync_error="")
+    ).update(
+        sync_seen_at=None,
+        sync_status=SyncStatus.PENDING,
+        sync_error="",
+        sync_code=Reason.PENDING,
+        sync_status_at=timezone.now(),
+    )
     if marked:
         request_sync(account.pk)
 

@@ -373,7 +373,8 @@ class SyncRunEntry(models.Model):
         verbose_name_plural = "sync run entries"
 
     def __str__(self) -> str:
-        return f"{self.get_direction_display()} {self.get_action_display()}: {self.title}"
+        # No title: str() shows on admin pages where A6 masking does not reach (deletion lists).
+        return f"{self.get_direction_display()} {self.get_action_display()} ({self.code})"
 
 
 class ItemFailure(models.Model):

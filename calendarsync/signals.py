@@ -77,10 +77,10 @@ def _changed_for_sync(activity_ids: list[int]) -> None:
             ):
                 # R13: given to a user without sync: no longer part of anyone's sync.
                 Activity.objects.filter(pk=activity.pk).update(
-                    sync_status=None, sync_error="", calendar_account=None
+                    sync_status=None, sync_error="", sync_code="", calendar_account=None
                 )
             continue
-        status, reason = status_at_save(
+        status, code, reason = status_at_save(
             activity,
             now=now,
             tz=activity.owner.tzinfo,
@@ -88,7 +88,11 @@ def _changed_for_sync(activity_ids: list[int]) -> None:
             linked=account["linked"],
         )
         Activity.objects.filter(pk=activity.pk).update(
-            sync_status=status, sync_error=reason, calendar_account_id=account["pk"]
+            sync_status=status,
+            sync_error=reason,
+            sync_code=code,
+            sync_status_at=now,
+            calendar_account_id=account["pk"],
         )
         if account["pk"] not in requested:
             requested.add(account["pk"])

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from calendarsync import views, views_log
+from calendarsync import views, views_explain, views_log
 from calendarsync.connect import exchange, google, microsoft
 
 app_name = "calendarsync"
@@ -19,4 +19,5 @@ urlpatterns = [
     path("accounts/<int:pk>/reconnect/", views.reconnect, name="reconnect"),
     path("accounts/<int:pk>/sync-now/", views_log.sync_now, name="sync_now"),
     path("accounts/<int:pk>/log/", views_log.sync_log, name="sync_log"),
+    path("activities/<int:pk>/why/", views_explain.activity_sync, name="activity_sync"),
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import quote
 from xml.etree.ElementTree import Element
 
 from calendarsync.emulators.exchange_state import (
@@ -249,6 +250,15 @@ def _zone_node(tag: str, zone_id: str) -> Node:
     return node(tag, Id=zone_id, Name=zone_id)
 
 
+def read_form_query_string(item_id: str) -> str:
+    """What Exchange Server answers for WebClientReadFormQueryString: the query to append to its
+    Outlook on the web URL (https://<server>/owa/), naming the item by its URL-encoded EWS id.
+
+    https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/webclientreadformquerystring
+    """
+    return f"?ItemID={quote(item_id, safe='')}&exvsurl=1&viewmodel=ReadMessageItem"
+
+
 Renderer = Callable[[View, Mailbox], Node | None]
 
 # In schema order (ItemType, then CalendarItemType), as Exchange writes them.
@@ -267,6 +277,9 @@ RENDERERS: dict[str, Renderer] = {
     "item:HasAttachments": lambda v, _: node("t:HasAttachments", "false"),
     "item:LastModifiedName": lambda v, mailbox: node("t:LastModifiedName", mailbox.email),
     "item:LastModifiedTime": lambda v, _: node("t:LastModifiedTime", format_datetime(v.stored.modified)),
+    "item:WebClientReadFormQueryString": lambda v, _: node(
+        "t:WebClientReadFormQueryString", read_form_query_string(v.id)
+    ),
     "calendar:UID": lambda v, _: node("t:UID", v.stored.uid),
     "calendar:Start": lambda v, _: node("t:Start", format_datetime(v.data.start)),
     "calendar:End": lambda v, _: node("t:End", format_datetime(v.data.end)),

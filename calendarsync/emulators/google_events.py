@@ -279,6 +279,18 @@ def html_link(event_id: str, calendar_id: str) -> str:
     return f"https://www.google.com/calendar/event?eid={eid}"
 
 
+def _linked_calendar(link: object) -> str | None:
+    """The calendar an htmlLink names: its eid is "<event id> <calendar id>", base64url."""
+    if not isinstance(link, str) or "eid=" not in link:
+        return None
+    eid = link.partition("eid=")[2]
+    try:
+        decoded = base64.urlsafe_b64decode(eid + "=" * (-len(eid) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return decoded.partition(" ")[2] or None
+
+
 def stamp(state: EmulatorState, stored_or_resource: JsonDict) -> int:
     seq = state.next_seq()
     stored_or_resource["etag"] = state.etag(seq)
@@ -454,6 +466,10 @@ def instance_view(series: JsonDict, occurrence: Occurrence) -> JsonDict:
     instance["end"] = _event_time(occurrence.end, series["end"].get("timeZone"))
     instance["recurringEventId"] = series["id"]
     instance["originalStartTime"] = _event_time(occurrence.start, zone_name)
+    # Each instance opens on its own in the web UI: its link names the instance, not the series.
+    calendar_id = _linked_calendar(series.get("htmlLink"))
+    if calendar_id is not None:
+        instance["htmlLink"] = html_link(instance["id"], calendar_id)
     return ordered(instance)
 
 

@@ -231,13 +231,17 @@ def _calendar_resource(calendar: Calendar) -> JsonDict:
     }
 
 
+_ALWAYS_SELECTED = frozenset({"id", "@odata.etag", "singlevalueextendedproperties"})
+
+
 def _selected(resource: JsonDict, req: Request) -> JsonDict:
     """`$select`: only the named properties (plus id, etag and what `$expand` asked for)."""
     raw = req.arg("$select")
     if not raw:
         return resource
-    keep = {name.strip() for name in raw.split(",")} | {"id", "@odata.etag", "singleValueExtendedProperties"}
-    return {key: value for key, value in resource.items() if key in keep}
+    # Property names in $select are case-insensitive.
+    keep = {name.strip().lower() for name in raw.split(",")} | _ALWAYS_SELECTED
+    return {key: value for key, value in resource.items() if key.lower() in keep}
 
 
 def _event_call(

@@ -11,6 +11,7 @@ import datetime as dt
 import html
 import re
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from calendarsync.emulators.google_http import JsonDict
 from calendarsync.emulators.google_rrule import Occurrence
@@ -69,6 +70,16 @@ def _render_when(value: dt.date, options: RenderOptions) -> JsonDict:
     return {"dateTime": format_local(dt.datetime.combine(value, dt.time(0))), "timeZone": options.time_zone}
 
 
+def web_link(item_id: str) -> str:
+    """The event's Outlook on the web link, as Graph gives it in ``webLink`` (the id URL-encoded).
+
+    https://learn.microsoft.com/en-us/graph/api/resources/event (webLink)
+    """
+    return (
+        f"https://outlook.office365.com/owa/?itemid={quote(item_id, safe='')}&exvsurl=1&path=/calendar/item"
+    )
+
+
 def render(
     stored: StoredEvent,
     calendar: Calendar,
@@ -110,7 +121,7 @@ def render(
         "seriesMasterId": stored.id if occurrence is not None else None,
         "showAs": fields["showAs"],
         "type": kind,
-        "webLink": f"https://outlook.office365.com/owa/?itemid={item_id}&exvsurl=1&path=/calendar/item",
+        "webLink": web_link(item_id),
         "isOnlineMeeting": bool(fields.get("isOnlineMeeting")),
         "onlineMeetingProvider": fields.get("onlineMeetingProvider") or "unknown",
         "onlineMeeting": online_meeting(stored),

@@ -228,6 +228,8 @@ class RemoteEvent(EventData):
     # the create that asked for it: ``video_call_pending``).
     join_url: str | None = None
     video_call_pending: bool = False
+    # The link that opens the event in the provider's web calendar (``web_links.safe_web_url``).
+    web_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from calendarsync.models import (
 from calendarsync.providers.base import CalendarProvider, TransientError
 from calendarsync.sync.mapping import Fields, details_block
 from calendarsync.sync.merge import FieldConflict
+from calendarsync.sync.reasons import Reason
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -73,8 +74,30 @@ def idempotency_key(activity: Activity, account: CalendarAccount, attempt: int =
 
 @dataclass(frozen=True)
 class Skip:
+    """An item the run left alone or failed: ``reason`` for the log, ``code`` for the user (D1)."""
+
     item: str
     reason: str
+    code: Reason
+    title: str = ""
+    activity_id: int | None = None
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One line of the account's sync log (D2): ``action`` is a ``SyncRunEntry.Action`` value."""
+
+    action: str
+    code: Reason
+    title: str
+    detail: str = ""
+    activity_id: int | None = None
+    external_id: str = ""
+
+
+# A run keeps at most this many log lines per side (a first full sync may list thousands of
+# events; the counts stay exact).
+MAX_LOG_ENTRIES = 1000
 
 
 @dataclass
@@ -87,9 +110,29 @@ class SideCounts:
     skipped: list[Skip] = field(default_factory=list)
     errors: list[Skip] = field(default_factory=list)
     conflicts: list[dict[str, str]] = field(default_factory=list)
+    entries: list[LogEntry] = field(default_factory=list)
 
     def changed(self) -> bool:
         return bool(self.created or self.updated or self.deleted)
+
+    def done(
+        self, action: str, code: Reason, title: str, *, activity_id: int | None = None, external_id: str = ""
+    ) -> None:
+        """Count a change the run made (``action``: created, updated or deleted) and log it."""
+        setattr(self, action, getattr(self, action) + 1)
+        self._log(LogEntry(action, code, title, "", activity_id, external_id))
+
+    def skip(self, skip: Skip) -> None:
+        self.skipped.append(skip)
+        self._log(LogEntry("skipped", skip.code, skip.title, skip.reason, skip.activity_id, _event_id(skip)))
+
+    def fail(self, skip: Skip) -> None:
+        self.errors.append(skip)
+        self._log(LogEntry("failed", skip.code, skip.title, skip.reason, skip.activity_id, _event_id(skip)))
+
+    def _log(self, entry: LogEntry) -> None:
+        if len(self.entries) < MAX_LOG_ENTRIES:
+            self.entries.append(entry)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -165,6 +208,20 @@ class SyncContext:
     progress: Callable[[SyncResult], None] | None = None
     _outgoing_type_ids: set[int] | None = None
     _progress_reported: tuple[tuple[int, ...], float] | None = None
+
+    def set_status(
+        self,
+        activity_ids: dict[int, dt.datetime | None],
+        status: SyncStatus,
+        code: Reason,
+        reason: str = "",
+        *,
+        acknowledge: bool = True,
+    ) -> None:
+        """``set_status`` for this run's account, at this run's time."""
+        set_status(
+            activity_ids, self.account, status, reason, code=code, now=self.now, acknowledge=acknowledge
+        )
 
     def report_progress(self, *, force: bool = False) -> None:
         """Hand the counts so far to ``progress``: only when they changed, and at most once a second
@@ -251,6 +308,10 @@ class SyncContext:
         return details_block(activity) if self.preferences.include_details else ""
 
 
+def _event_id(skip: Skip) -> str:
+    return "" if skip.activity_id is not None and skip.item == f"activity {skip.activity_id}" else skip.item
+
+
 def conflicts_as_dicts(item: str, conflicts: list[FieldConflict]) -> list[dict[str, str]]:
     return [{"item": item, **conflict.as_dict()} for conflict in conflicts]
 
@@ -261,9 +322,11 @@ def set_status(
     status: SyncStatus,
     reason: str = "",
     *,
+    code: Reason,
+    now: dt.datetime,
     acknowledge: bool = True,
 ) -> None:
-    """One UPDATE: sync status (R9) and, with ``acknowledge``, the change the run processed.
+    """One UPDATE: sync status (R9), why (D1) and, with ``acknowledge``, the change the run processed.
 
     ``sync_seen_at`` gets the ``sync_changed_at`` each activity had when the run read it, so
     an edit saved meanwhile stays due and is pushed by the next run (R10).
@@ -273,6 +336,8 @@ def set_status(
     values: dict[str, Any] = {
         "sync_status": status,
         "sync_error": reason[:500],
+        "sync_code": code,
+        "sync_status_at": now,
         "calendar_account_id": account.pk,
     }
     if acknowledge:

@@ -27,6 +27,7 @@ from calendarsync.providers.base import (
 )
 from calendarsync.providers.redaction import error_code
 from calendarsync.sync.accounts import CREDENTIALS_UNREADABLE, CredentialsUnreadable
+from calendarsync.sync.reasons import Reason
 
 RECONNECT_HELP = (
     "Access to your calendar was revoked or has expired. Reconnect the account to resume syncing."
@@ -72,6 +73,8 @@ class ErrorOutcome:
     account_detail: str
     item_status: SyncStatus
     item_reason: str
+    # The item's reason code (D1): what its explanation says.
+    item_code: Reason
     # Retry the run (the Celery task) after ``retry_after`` seconds, or at the next interval.
     retry: bool
     retry_after: float | None = None
@@ -125,6 +128,7 @@ def classify(error: BaseException) -> ErrorOutcome:
             CREDENTIALS_UNREADABLE if isinstance(error, CredentialsUnreadable) else RECONNECT_HELP,
             SyncStatus.PENDING,
             "Waiting for the calendar account to be reconnected",
+            Reason.NEEDS_RECONNECT,
             retry=False,
             blocks_account=True,
         )
@@ -134,6 +138,7 @@ def classify(error: BaseException) -> ErrorOutcome:
             PERMISSIONS_HELP,
             SyncStatus.PENDING,
             "Waiting for calendar access to be allowed",
+            Reason.INSUFFICIENT_PERMISSIONS,
             retry=False,
             blocks_account=True,
         )
@@ -143,6 +148,7 @@ def classify(error: BaseException) -> ErrorOutcome:
             with_code("The calendar is busy or unreachable; retrying", code),
             SyncStatus.PENDING,
             "The calendar did not answer; will retry",
+            Reason.CALENDAR_BUSY,
             retry=True,
             retry_after=error.retry_after,
         )
@@ -152,6 +158,7 @@ def classify(error: BaseException) -> ErrorOutcome:
             "",
             SyncStatus.ERROR,
             error_summary(error),
+            Reason.REFUSED,
             retry=False,
         )
     if isinstance(error, Conflict):
@@ -160,6 +167,7 @@ def classify(error: BaseException) -> ErrorOutcome:
             "",
             SyncStatus.PENDING,
             "The event changed in the calendar meanwhile; will retry",
+            Reason.CHANGED_MEANWHILE,
             retry=True,
         )
     if isinstance(error, NotFound):
@@ -168,6 +176,7 @@ def classify(error: BaseException) -> ErrorOutcome:
             "",
             SyncStatus.ERROR,
             error_summary(error),
+            Reason.NOT_FOUND,
             retry=False,
         )
     if isinstance(error, ProviderError):
@@ -176,6 +185,7 @@ def classify(error: BaseException) -> ErrorOutcome:
             error_summary(error),
             SyncStatus.ERROR,
             error_summary(error),
+            Reason.FAILED,
             retry=not error.permanent,
         )
     return ErrorOutcome(
@@ -183,6 +193,7 @@ def classify(error: BaseException) -> ErrorOutcome:
         f"{UNEXPECTED}; it will be tried again.",
         SyncStatus.ERROR,
         UNEXPECTED,
+        Reason.FAILED,
         retry=False,
     )
 

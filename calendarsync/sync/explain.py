@@ -67,6 +67,7 @@ class Explanation:
     action_label: str = ""
     # The event in the provider's web calendar (synced items, where the provider gives one).
     web_url: str = ""
+    web_label: str = ""
 
     @property
     def label(self) -> str:
@@ -184,7 +185,7 @@ def _word(
         "because": _because(detail),
         "retry": f"at {clock.when(failure.retry_at)}" if failure is not None else "later",
     }
-    web_url = link.web_url if link is not None and reason == Reason.SYNCED else ""
+    web_url = link.web_url if link is not None and reason in {Reason.SYNCED, Reason.OCCURRENCE} else ""
     return Explanation(
         reason,
         wording.kind,
@@ -193,6 +194,7 @@ def _word(
         _action_url(wording.action, activity),
         wording.action_label,
         web_url,
+        f"Open in {values['app']}" if web_url else "",
     )
 
 

@@ -36,6 +36,7 @@ from calendarsync.sync.context import (
 )
 from calendarsync.sync.errors import unconfirmed_deletion_reason
 from calendarsync.sync.pull import pull
+from calendarsync.sync.reasons import Reason
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +123,13 @@ def _inside(ctx: SyncContext, link: EventLink, window: tuple[dt.datetime, dt.dat
     return window[0] <= start and end <= window[1]
 
 
+def _subject(ctx: SyncContext, external_id: str) -> str:
+    """The title a linked event had when last synced (a rare failure's log line)."""
+    link = EventLink.objects.filter(account=ctx.account, external_id=external_id).only("snapshot").first()
+    crm = fields_of_snapshot(link.snapshot, "crm") if link is not None else None
+    return str((crm or {}).get("subject") or "")
+
+
 def _confirm(ctx: SyncContext, external_id: str) -> Change | None:
     """Read a missing event by id: a deletion if it is gone, else the event as a change."""
     try:
@@ -137,6 +145,13 @@ def _confirm(ctx: SyncContext, external_id: str) -> Change | None:
         return None
     except ProviderError as exc:
         logger.warning("Calendar sync could not confirm the deletion of event %s: %r", external_id, exc)
-        ctx.result.pulled.errors.append(Skip(external_id, unconfirmed_deletion_reason(exc)[:300]))
+        ctx.result.pulled.fail(
+            Skip(
+                external_id,
+                unconfirmed_deletion_reason(exc)[:300],
+                Reason.UNCONFIRMED_DELETION,
+                _subject(ctx, external_id),
+            )
+        )
         return None
     return Change(external_id=external_id, event=event, deleted=event.is_cancelled)

@@ -16,8 +16,9 @@ from django.db import transaction
 from activities.models import SyncStatus
 from calendarsync.models import EventLink, LinkOrigin, LinkState, PrivateEvents
 from calendarsync.providers.base import RemoteEvent
-from calendarsync.sync.context import Skip, SyncContext, fields_of_snapshot, set_status
+from calendarsync.sync.context import Skip, SyncContext, fields_of_snapshot
 from calendarsync.sync.mapping import Fields, calendar_fields, is_past
+from calendarsync.sync.reasons import Reason
 from calendarsync.sync.trash import move_to_trash
 
 MOVED_INTO_PAST_REASON = "Moved into the past: no longer synced"
@@ -36,12 +37,16 @@ def moved_into_past(ctx: SyncContext, link: EventLink, now_fields: Fields) -> bo
     )
 
 
-def stop_syncing_past(ctx: SyncContext, activity_id: int, item: str) -> None:
+def stop_syncing_past(ctx: SyncContext, activity_id: int, item: str, title: str = "") -> None:
     """After the move was mirrored: the item says why it no longer syncs (R9, R15)."""
-    set_status(
-        {activity_id: None}, ctx.account, SyncStatus.SKIPPED, MOVED_INTO_PAST_REASON, acknowledge=False
+    ctx.set_status(
+        {activity_id: None},
+        SyncStatus.SKIPPED,
+        Reason.MOVED_INTO_PAST,
+        MOVED_INTO_PAST_REASON,
+        acknowledge=False,
     )
-    ctx.result.pulled.skipped.append(Skip(item, MOVED_INTO_PAST_REASON))
+    ctx.result.pulled.skip(Skip(item, MOVED_INTO_PAST_REASON, Reason.MOVED_INTO_PAST, title, activity_id))
 
 
 def made_private_and_not_synced(ctx: SyncContext, link: EventLink, event: RemoteEvent) -> bool:
@@ -65,4 +70,4 @@ def leave_as_private(ctx: SyncContext, link: EventLink) -> None:
             return
         ctx.handled.add(activity.pk)
         move_to_trash(activity, ctx.account, MADE_PRIVATE_REASON)
-    ctx.result.pulled.deleted += 1
+    ctx.result.pulled.done("deleted", Reason.MADE_PRIVATE, activity.subject, external_id=link.external_id)

@@ -19,7 +19,8 @@ from activities.models import Activity, SyncStatus
 from activities.tracking import engine_writes
 from calendarsync.models import EventLink, LinkOrigin, LinkRole, LinkState, Meeting
 from calendarsync.providers.base import DECLINED, RemoteEvent
-from calendarsync.sync.context import SyncContext, set_status
+from calendarsync.sync.context import SyncContext
+from calendarsync.sync.reasons import Reason
 
 
 class MeetingTaken(Exception):
@@ -163,7 +164,7 @@ def promote(ctx: SyncContext, link: EventLink, activity: Activity) -> EventLink:
         link.role = LinkRole.OWN
         link.etag = ""
         link.save(update_fields=["role", "etag", "updated_at"])
-        set_status({activity.pk: activity.sync_changed_at}, ctx.account, SyncStatus.SYNCED)
+        ctx.set_status({activity.pk: activity.sync_changed_at}, SyncStatus.SYNCED, Reason.SYNCED)
     link.activity = activity
     return link
 

@@ -38,7 +38,6 @@ from calendarsync.sync.context import (
     fields_of_snapshot,
     parse_tag,
     recurrence_horizon,
-    set_status,
     tag_for,
 )
 from calendarsync.sync.errors import (
@@ -66,6 +65,7 @@ from calendarsync.sync.mapping import (
     written_details,
 )
 from calendarsync.sync.merge import Mode, merge
+from calendarsync.sync.reasons import Reason
 from calendarsync.sync.shape import take_over_series
 from calendarsync.sync.trash import move_to_trash
 
@@ -77,10 +77,11 @@ IN_CHUNK = 500
 
 
 class ItemSkipped(Exception):
-    """This change is left alone; ``reason`` says why (recorded, the run goes on)."""
+    """This change is left alone; ``code`` says why to the user (D1), ``reason`` to the log."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, code: Reason, reason: str) -> None:
         super().__init__(reason)
+        self.code = code
         self.reason = reason
 
 
@@ -106,7 +107,7 @@ def pull(ctx: SyncContext, page: ChangePage) -> None:
         try:
             _apply_change(ctx, change, links.get(change.external_id), adoptable, ended)
         except ItemSkipped as skipped:
-            ctx.result.pulled.skipped.append(Skip(change.external_id, skipped.reason))
+            ctx.result.pulled.skip(Skip(change.external_id, skipped.reason, skipped.code, _title(change)))
         except FATAL:
             raise
         except (ProviderError, DatabaseError, ValueError, TypeError, KeyError, OverflowError) as exc:
@@ -119,8 +120,19 @@ def pull(ctx: SyncContext, page: ChangePage) -> None:
             else:
                 # One bad event never stops the run (recorded with its reason, R10).
                 logger.warning("Calendar sync skipped event %s: %s", change.external_id, redact(repr(exc)))
-                ctx.result.pulled.errors.append(Skip(change.external_id, unapplied_change_reason(exc)[:300]))
+                ctx.result.pulled.fail(
+                    Skip(
+                        change.external_id,
+                        unapplied_change_reason(exc)[:300],
+                        Reason.NOT_APPLIED,
+                        _title(change),
+                    )
+                )
         ctx.report_progress()
+
+
+def _title(change: Change) -> str:
+    return change.event.subject if change.event is not None else ""
 
 
 def _echo(change: Change, link: EventLink | None) -> bool:
@@ -248,7 +260,9 @@ def _ended_by_earlier_account(ctx: SyncContext, external_ids: list[str]) -> dict
 def _take_over_deletion(ctx: SyncContext, earlier: EventLink, event: RemoteEvent) -> None:
     """The earlier account's pending deletion becomes this account's (run at the end of this run)."""
     if event.is_recurring_instance or event.series_id:
-        raise ItemSkipped("its activity was given away or deleted, but a series is never deleted (R14)")
+        raise ItemSkipped(
+            Reason.SERIES_KEPT, "its activity was given away or deleted, but a series is never deleted (R14)"
+        )
     EventLink.objects.create(
         account=ctx.account,
         activity=None,
@@ -273,7 +287,7 @@ def _apply_change(
 ) -> None:
     if change.error is not None:
         logger.debug("Calendar event %s is unreadable: %s", change.external_id, redact(change.error))
-        raise ItemSkipped(unreadable_event_reason(change.code))
+        raise ItemSkipped(Reason.UNREADABLE_EVENT, unreadable_event_reason(change.code))
     if change.deleted:
         if link is not None and link.role == LinkRole.ATTENDEE:
             meetings.leave(ctx, link)  # M2: only no longer attending
@@ -282,7 +296,7 @@ def _apply_change(
         return
     event = change.event
     if event is None:
-        raise ItemSkipped("the calendar listed a change without its event")
+        raise ItemSkipped(Reason.UNREADABLE_EVENT, "the calendar listed a change without its event")
     if link is not None:
         _linked_changed(ctx, link, event)
         return
@@ -328,14 +342,16 @@ def _copy_of_known_meeting(ctx: SyncContext, event: RemoteEvent) -> bool:
     if activity is None:
         return False
     if EventLink.objects.filter(account=ctx.account, activity=activity).exists():
-        raise ItemSkipped("another event of this calendar already stands for this meeting")
+        raise ItemSkipped(
+            Reason.DUPLICATE_MEETING, "another event of this calendar already stands for this meeting"
+        )
     prefetch_related_objects([activity], "participants", "type", "deal", "person", "organization")
     if activity.owner_id == ctx.owner.pk:
         reconcile(ctx, _adopt(ctx, activity, event, None), event)
     elif event.is_organizer:
         reconcile(ctx, meetings.take_over(ctx, activity, event), event)  # the organizer's copy
     elif meetings.declined(event):
-        raise ItemSkipped("a meeting you declined")
+        raise ItemSkipped(Reason.DECLINED, "a meeting you declined")
     else:
         meetings.attach(ctx, activity, event)
     return True
@@ -366,18 +382,18 @@ def calendar_owned_fields(ctx: SyncContext, link: EventLink) -> tuple[str, ...]:
 def reconcile(ctx: SyncContext, link: EventLink, event: RemoteEvent, attempt: int = 0) -> None:
     """Merge a changed event with its activity; write back whichever side is behind."""
     if link.state != LinkState.ACTIVE or link.activity is None:
-        raise ItemSkipped("no longer synced")
+        raise ItemSkipped(Reason.DETACHED, "no longer synced")
     if event.etag and event.etag == link.etag:
         return  # our own write coming back: nothing changed (no echo)
     activity = link.activity
     if activity.owner_id != ctx.owner.pk:
         _end_reassigned(ctx, link)
     if link.origin == LinkOrigin.CRM and not link.is_recurring_instance and not ctx.type_selected(activity):
-        raise ItemSkipped(f"activity type {activity.type} is no longer synced")
+        raise ItemSkipped(Reason.TYPE_NO_LONGER_SENT, f"activity type {activity.type} is no longer synced")
     cal_now = calendar_fields(event, ctx.excluded_emails)
     leaving = moved_into_past(ctx, link, cal_now)  # R15: the move itself is still mirrored
     if is_past(cal_now, ctx.now, ctx.tz) and not leaving:
-        raise ItemSkipped("in the past")
+        raise ItemSkipped(Reason.EVENT_PAST, "in the past")
     participants = list(activity.participants.all())
     crm_now = crm_fields(activity, [p.email for p in participants if p.email], ctx.excluded_emails)
     outcome = merge(
@@ -425,14 +441,20 @@ def reconcile(ctx: SyncContext, link: EventLink, event: RemoteEvent, attempt: in
     store_reconciled(
         ctx, link, activity, outcome.apply_to_crm, crm_now, outcome.crm, cal_after, written, details
     )
+    title = str(crm_now.get("subject") or event.subject)
     if outcome.apply_to_crm:
-        ctx.result.pulled.updated += 1
+        applied = Reason.OCCURRENCE_APPLIED if link.is_recurring_instance else Reason.APPLIED
+        ctx.result.pulled.done(
+            "updated", applied, title, activity_id=activity.pk, external_id=event.external_id
+        )
     if outcome.write_to_calendar:
-        ctx.result.pushed.updated += 1
+        ctx.result.pushed.done(
+            "updated", Reason.SENT_UPDATE, title, activity_id=activity.pk, external_id=event.external_id
+        )
     if outcome.conflicts:
         ctx.result.pulled.conflicts.extend(conflicts_as_dicts(event.external_id, outcome.conflicts))
     if leaving and is_past(cal_after, ctx.now, ctx.tz):
-        stop_syncing_past(ctx, activity.pk, event.external_id)
+        stop_syncing_past(ctx, activity.pk, event.external_id, title)
     meetings.refresh_facts(activity, written)  # M2, M4
 
 
@@ -464,7 +486,7 @@ def store_reconciled(
                 .first()
             )
             if fresh is None:
-                raise ItemSkipped("the activity was deleted meanwhile")
+                raise ItemSkipped(Reason.ACTIVITY_GONE, "the activity was deleted meanwhile")
             participants = list(fresh.participants.all())
             crm_fresh = crm_fields(fresh, [p.email for p in participants if p.email], ctx.excluded_emails)
             untouched = [name for name in apply_names if crm_fresh[name] == crm_before[name]]
@@ -480,11 +502,12 @@ def store_reconciled(
         link.etag = event.etag or ""
         link.remote_updated = event.updated
         link.snapshot = {"crm": snapshot_crm, "cal": dict(cal_after), "details": details}
-        link.save(update_fields=["etag", "remote_updated", "snapshot", "updated_at"])
-        set_status(
+        link.web_url = event.web_url or link.web_url
+        link.save(update_fields=["etag", "remote_updated", "snapshot", "web_url", "updated_at"])
+        ctx.set_status(
             {activity.pk: acknowledged_change},
-            ctx.account,
             SyncStatus.SYNCED,
+            Reason.OCCURRENCE if link.is_recurring_instance else Reason.SYNCED,
             acknowledge=acknowledged_change is not None,
         )
     ctx.handled.add(activity.pk)
@@ -530,12 +553,12 @@ def _ours_but_activity_gone(ctx: SyncContext, event: RemoteEvent, activity_id: i
     another user since (R13): delete it."""
     owner_id = Activity.objects.filter(pk=activity_id).values_list("owner_id", flat=True).first()
     if owner_id == ctx.owner.pk:
-        raise ItemSkipped("the activity of this event is linked to another event")
+        raise ItemSkipped(Reason.LINKED_ELSEWHERE, "the activity of this event is linked to another event")
     # O11: a user deleted the activity, whose guests the create may have invited before the crash:
     # they get the cancellation that deletion means. An activity given away mails no one (R13).
     notify = owner_id is None and ctx.preferences.send_invitations
     ctx.provider.delete_event(ctx.calendar_id, event.external_id, notify=notify)
-    ctx.result.pushed.deleted += 1
+    ctx.result.pushed.done("deleted", Reason.SENT_DELETION, event.subject, external_id=event.external_id)
 
 
 # --------------------------------------------------------------------------- deletions
@@ -548,7 +571,7 @@ def _end_reassigned(ctx: SyncContext, link: EventLink) -> None:
     link.activity = None
     link.save(update_fields=["state", "activity", "updated_at"])
     ctx.deletions_queued = True
-    raise ItemSkipped("reassigned to another user: no longer synced with this calendar")
+    raise ItemSkipped(Reason.REASSIGNED, "reassigned to another user: no longer synced with this calendar")
 
 
 def _event_deleted(ctx: SyncContext, link: EventLink) -> None:
@@ -568,10 +591,14 @@ def _event_deleted(ctx: SyncContext, link: EventLink) -> None:
         agreed = crm_fields(activity, participant_emails(activity), ctx.excluded_emails)
     if is_past(agreed, ctx.now, ctx.tz):
         link.delete()
-        raise ItemSkipped("in the past: the activity is kept")
+        raise ItemSkipped(Reason.EVENT_PAST, "in the past: the activity is kept")
     if link.origin == LinkOrigin.CRM and not link.is_recurring_instance and not ctx.type_selected(activity):
         _detach(
-            ctx, link, activity, f"Deleted in the calendar; activity type {activity.type} is no longer synced"
+            ctx,
+            link,
+            activity,
+            Reason.TYPE_NO_LONGER_SENT,
+            f"Deleted in the calendar; activity type {activity.type} is no longer synced",
         )
         return
     if not ctx.two_way:
@@ -581,12 +608,18 @@ def _event_deleted(ctx: SyncContext, link: EventLink) -> None:
             link.state = LinkState.DETACHED
             link.save(update_fields=["state", "updated_at"])
             return
-        _detach(ctx, link, activity, "Deleted in the calendar; it is sent again when you change it")
+        _detach(
+            ctx,
+            link,
+            activity,
+            Reason.DELETED_IN_CALENDAR,
+            "Deleted in the calendar; it is sent again when you change it",
+        )
         return
     with transaction.atomic():
         link.delete()
         move_to_trash(activity, ctx.account, "Its event was deleted in the calendar")
-    ctx.result.pulled.deleted += 1
+    ctx.result.pulled.done("deleted", Reason.TRASHED, activity.subject, external_id=link.external_id)
 
 
 def _unsent_change(activity: Activity) -> bool:
@@ -595,13 +628,13 @@ def _unsent_change(activity: Activity) -> bool:
     return changed is not None and (seen is None or changed > seen)
 
 
-def _detach(ctx: SyncContext, link: EventLink, activity: Activity, reason: str) -> None:
+def _detach(ctx: SyncContext, link: EventLink, activity: Activity, code: Reason, reason: str) -> None:
     with transaction.atomic():
         link.state = LinkState.DETACHED
         link.save(update_fields=["state", "updated_at"])
-        set_status({activity.pk: activity.sync_changed_at}, ctx.account, SyncStatus.SKIPPED, reason)
+        ctx.set_status({activity.pk: activity.sync_changed_at}, SyncStatus.SKIPPED, code, reason)
     ctx.handled.add(activity.pk)
-    ctx.result.pulled.skipped.append(Skip(link.external_id, reason))
+    ctx.result.pulled.skip(Skip(link.external_id, reason, code, activity.subject, activity.pk))
 
 
 # --------------------------------------------------------------------------- new events
@@ -610,37 +643,40 @@ def _detach(ctx: SyncContext, link: EventLink, activity: Activity, reason: str) 
 def _import(ctx: SyncContext, event: RemoteEvent) -> None:
     """R3: a new calendar event becomes an activity of the incoming type (two-way only)."""
     if not ctx.two_way:
-        raise ItemSkipped("one-way sync: calendar events are not imported")
+        raise ItemSkipped(Reason.ONE_WAY, "one-way sync: calendar events are not imported")
     # Whole seconds: some providers stamp changes to the second. An event made in the very second
     # sync started is imported rather than risk dropping one made just after (R2).
     if event.updated is None or event.updated < ctx.started_at.replace(microsecond=0):
-        raise ItemSkipped("existed before sync started")
+        raise ItemSkipped(Reason.EVENT_BEFORE_START, "existed before sync started")
     cal_now = calendar_fields(event, ctx.excluded_emails)
     if is_past(cal_now, ctx.now, ctx.tz):
-        raise ItemSkipped("in the past")
+        raise ItemSkipped(Reason.EVENT_PAST, "in the past")
     if event.is_recurring_instance and start_of(cal_now, ctx.tz) > ctx.now + recurrence_horizon():
-        raise ItemSkipped("beyond the recurrence horizon")
+        raise ItemSkipped(Reason.BEYOND_HORIZON, "beyond the recurrence horizon")
     if event.private and ctx.preferences.private_events == PrivateEvents.SKIP:
-        raise ItemSkipped("private event (not synced)")
+        raise ItemSkipped(Reason.PRIVATE_EVENT, "private event (not synced)")
     if meetings.declined(event):
-        raise ItemSkipped("a meeting you declined")
+        raise ItemSkipped(Reason.DECLINED, "a meeting you declined")
     incoming_type = ctx.preferences.incoming_type
     if incoming_type is None:
-        raise ItemSkipped("no activity type chosen for calendar events")
+        raise ItemSkipped(Reason.NO_INCOMING_TYPE, "no activity type chosen for calendar events")
     if not incoming_type.is_active:
         # A2: a deactivated type is kept on old activities, never given to new ones.
         raise ItemSkipped(
+            Reason.INCOMING_TYPE_INACTIVE,
             f"the activity type for calendar events, {incoming_type.name}, is deactivated: "
-            "choose another on the Calendar Sync page"
+            "choose another on the Calendar Sync page",
         )
     company_id = ctx.owner.company_id
     if company_id is None:
-        raise ItemSkipped("the account's user belongs to no company")
+        raise ItemSkipped(Reason.NO_COMPANY, "the account's user belongs to no company")
     activity = Activity(
         company_id=company_id,
         owner=ctx.owner,
         type=incoming_type,
         sync_status=SyncStatus.SYNCED,
+        sync_code=Reason.OCCURRENCE if event.is_recurring_instance else Reason.SYNCED,
+        sync_status_at=ctx.now,
         calendar_account=ctx.account,
         sync_read_only_reason=READ_ONLY_OCCURRENCE if event.is_recurring_instance else "",
     )
@@ -652,10 +688,14 @@ def _import(ctx: SyncContext, event: RemoteEvent) -> None:
     except meetings.MeetingTaken:
         # M1: a colleague's sync made this meeting's activity a moment ago: attend it instead.
         if not _copy_of_known_meeting(ctx, event):
-            raise ItemSkipped("the meeting's activity is being made by another sync") from None
+            raise ItemSkipped(
+                Reason.MEETING_IN_PROGRESS, "the meeting's activity is being made by another sync"
+            ) from None
         return
     meetings.refresh_facts(activity, event)
-    ctx.result.pulled.created += 1
+    ctx.result.pulled.done(
+        "created", Reason.IMPORTED, activity.subject, activity_id=activity.pk, external_id=event.external_id
+    )
 
 
 def _save_imported(
@@ -679,6 +719,7 @@ def _save_imported(
             is_recurring_instance=event.is_recurring_instance,
             series_id=event.series_id or "",
             ical_uid=event.ical_uid or "",
+            web_url=event.web_url or "",
         )
 
 

@@ -39,7 +39,6 @@ from calendarsync.sync.context import (
     conflicts_as_dicts,
     fields_of_snapshot,
     idempotency_key,
-    set_status,
     tag_for,
 )
 from calendarsync.sync.errors import classify
@@ -54,6 +53,7 @@ from calendarsync.sync.mapping import (
 )
 from calendarsync.sync.merge import ATTENDEES, Mode, merge
 from calendarsync.sync.pull import ItemSkipped, calendar_owned_fields, reconcile
+from calendarsync.sync.reasons import Reason
 from calendarsync.sync.save_status import PAST_REASON, type_not_sent_reason
 
 logger = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ def push(ctx: SyncContext) -> None:
         try:
             create = _push_one(ctx, activity, links.get(activity.pk))
         except ItemSkipped as skipped:
-            _skip(ctx, activity, skipped.reason)
+            _skip(ctx, activity, skipped)
             continue
         except FATAL:
             raise
@@ -163,13 +163,13 @@ def _push_one(ctx: SyncContext, activity: Activity, link: EventLink | None) -> _
         if link is not None and moved_into_past(ctx, link, crm_now):
             # R15: the move itself is mirrored, then the item stops syncing.
             _update_linked(ctx, activity, link, crm_now)
-            raise ItemSkipped(MOVED_INTO_PAST_REASON)
-        raise ItemSkipped(PAST_REASON)
+            raise ItemSkipped(Reason.MOVED_INTO_PAST, MOVED_INTO_PAST_REASON)
+        raise ItemSkipped(Reason.PAST, PAST_REASON)
     if link is not None and link.state == LinkState.ACTIVE:
         _update_linked(ctx, activity, link, crm_now)
         return None
     if not ctx.type_selected(activity):
-        raise ItemSkipped(type_not_sent_reason(activity))
+        raise ItemSkipped(Reason.TYPE_NOT_SENT, type_not_sent_reason(activity))
     data = event_data(crm_now, tz=ctx.tz, tag=tag_for(activity), details=ctx.details_for(activity))
     # O11: where writing guests always mails them, they stay in the CRM unless the user invites.
     data = replace(
@@ -182,14 +182,19 @@ def _push_one(ctx: SyncContext, activity: Activity, link: EventLink | None) -> _
 
 def _update_linked(ctx: SyncContext, activity: Activity, link: EventLink, crm_now: Fields) -> None:
     if link.calendar_external_id != ctx.calendar_id:
-        raise ItemSkipped("Synced with a calendar that is no longer selected")
+        raise ItemSkipped(Reason.OTHER_CALENDAR, "Synced with a calendar that is no longer selected")
     if link.is_recurring_instance:
-        raise ItemSkipped("Occurrence of a recurring calendar event: read-only, change it in the calendar")
+        raise ItemSkipped(
+            Reason.OCCURRENCE,
+            "Occurrence of a recurring calendar event: read-only, change it in the calendar",
+        )
     if link.origin == LinkOrigin.CRM and not ctx.type_selected(activity):
-        raise ItemSkipped(f"Activity type {activity.type} is no longer sent to the calendar")
+        raise ItemSkipped(
+            Reason.TYPE_NO_LONGER_SENT, f"Activity type {activity.type} is no longer sent to the calendar"
+        )
     agreed_cal = fields_of_snapshot(link.snapshot, "cal")
     if agreed_cal is None:
-        raise ItemSkipped("Waiting for the calendar's copy of this event")
+        raise ItemSkipped(Reason.AWAITING_CALENDAR_COPY, "Waiting for the calendar's copy of this event")
     outcome = merge(
         link.snapshot,
         crm_now,
@@ -205,7 +210,7 @@ def _update_linked(ctx: SyncContext, activity: Activity, link: EventLink, crm_no
     if "description" not in write and details != written_details(link.snapshot, details):
         write.append("description")  # O7: what the owner may see of the deal and contacts changed
     if not write:
-        set_status({activity.pk: activity.sync_changed_at}, ctx.account, SyncStatus.SYNCED)
+        ctx.set_status({activity.pk: activity.sync_changed_at}, SyncStatus.SYNCED, Reason.SYNCED)
         return
     current_attendees: tuple[Attendee, ...] = ()
     if ATTENDEES in outcome.write_to_calendar:
@@ -245,7 +250,7 @@ def _update_linked(ctx: SyncContext, activity: Activity, link: EventLink, crm_no
     record_update(
         ctx, activity, link, outcome.crm, calendar_fields(written, ctx.excluded_emails), written, details
     )
-    ctx.result.pushed.updated += 1
+    ctx.result.pushed.done("updated", Reason.SENT_UPDATE, activity.subject, activity_id=activity.pk)
     if outcome.conflicts:
         ctx.result.pushed.conflicts.extend(conflicts_as_dicts(link.external_id, outcome.conflicts))
 
@@ -263,8 +268,9 @@ def record_update(
         link.etag = written.etag or ""
         link.remote_updated = written.updated
         link.snapshot = {"crm": dict(crm), "cal": dict(cal), "details": details}
-        link.save(update_fields=["etag", "remote_updated", "snapshot", "updated_at"])
-        set_status({activity.pk: activity.sync_changed_at}, ctx.account, SyncStatus.SYNCED)
+        link.web_url = written.web_url or link.web_url
+        link.save(update_fields=["etag", "remote_updated", "snapshot", "web_url", "updated_at"])
+        ctx.set_status({activity.pk: activity.sync_changed_at}, SyncStatus.SYNCED, Reason.SYNCED)
     meetings.refresh_facts(activity, written)  # M2, M4: answers and join link as written
 
 
@@ -320,7 +326,7 @@ def _reconcile_found(ctx: SyncContext, activity: Activity, link: EventLink, even
     try:
         reconcile(ctx, link, event)
     except ItemSkipped as skipped:
-        _skip(ctx, activity, skipped.reason)
+        _skip(ctx, activity, skipped)
     except FATAL:
         raise
     except TransientError as exc:
@@ -417,21 +423,29 @@ def record_created(
                     snapshot=_snapshot_of(ctx, create, event, earlier or {}),
                     remote_updated=event.updated,
                     ical_uid=event.ical_uid or "",
+                    web_url=event.web_url or "",
                 )
                 for create, event in created
             ]
         )
-        set_status(
+        ctx.set_status(
             {
                 create.activity.pk: create.activity.sync_changed_at
                 for create, _ in created
                 if create.activity.pk in alive
             },
-            ctx.account,
             SyncStatus.SYNCED,
+            Reason.SYNCED,
         )
         pending_creates.forget(ids)
-    ctx.result.pushed.created += len(created)
+    for create, event in created:
+        ctx.result.pushed.done(
+            "created",
+            Reason.SENT,
+            create.activity.subject,
+            activity_id=create.activity.pk,
+            external_id=event.external_id,
+        )
     _claim_meetings(
         ctx, [(create.activity, event) for create, event in created if create.activity.pk in alive]
     )
@@ -441,21 +455,33 @@ def record_created(
 # --------------------------------------------------------------------------- status
 
 
-def _skip(ctx: SyncContext, activity: Activity, reason: str) -> None:
-    ctx.result.pushed.skipped.append(Skip(f"activity {activity.pk}", reason))
-    set_status({activity.pk: activity.sync_changed_at}, ctx.account, SyncStatus.SKIPPED, reason)
+def _skip(ctx: SyncContext, activity: Activity, skipped: ItemSkipped) -> None:
+    ctx.result.pushed.skip(
+        Skip(f"activity {activity.pk}", skipped.reason, skipped.code, activity.subject, activity.pk)
+    )
+    ctx.set_status({activity.pk: activity.sync_changed_at}, SyncStatus.SKIPPED, skipped.code, skipped.reason)
 
 
 def _fail(ctx: SyncContext, activity: Activity, error: Exception) -> None:
     outcome = classify(error)
     logger.warning("Calendar sync could not push activity %s: %s", activity.pk, redact(repr(error)))
-    ctx.result.pushed.errors.append(Skip(f"activity {activity.pk}", outcome.item_reason))
+    ctx.result.pushed.fail(
+        Skip(f"activity {activity.pk}", outcome.item_reason, outcome.item_code, activity.subject, activity.pk)
+    )
     # Not acknowledged: sent again when its backoff is over, or at once when it changes (R16).
     item_errors.record_push_failure(ctx.account, activity, outcome.item_reason)
-    set_status({activity.pk: None}, ctx.account, outcome.item_status, outcome.item_reason, acknowledge=False)
+    ctx.set_status(
+        {activity.pk: None}, outcome.item_status, outcome.item_code, outcome.item_reason, acknowledge=False
+    )
 
 
 # --------------------------------------------------------------------------- CRM deletions
+
+
+def _subject_of(link: EventLink) -> str:
+    """The title the event had when last synced (its activity is gone)."""
+    crm = fields_of_snapshot(link.snapshot, "crm") or {}
+    return str(crm.get("subject") or "")
 
 
 def delete_pending(ctx: SyncContext) -> None:
@@ -486,11 +512,15 @@ def delete_pending(ctx: SyncContext) -> None:
             ctx.result.transient = exc
             continue
         except ProviderError as exc:
-            reason = classify(exc).item_reason
-            ctx.result.pushed.errors.append(Skip(link.external_id, reason))
-            item_errors.record_deletion_failure(ctx.account, link.external_id, reason)
+            outcome = classify(exc)
+            ctx.result.pushed.fail(
+                Skip(link.external_id, outcome.item_reason, outcome.item_code, _subject_of(link))
+            )
+            item_errors.record_deletion_failure(ctx.account, link.external_id, outcome.item_reason)
             continue
         link.delete()
         if getattr(link, "had_refusal", True):
             item_errors.clear_deletion(ctx.account, link.external_id)
-        ctx.result.pushed.deleted += 1
+        ctx.result.pushed.done(
+            "deleted", Reason.SENT_DELETION, _subject_of(link), external_id=link.external_id
+        )

@@ -68,6 +68,7 @@ class Reason(StrEnum):
     LINKED_ELSEWHERE = "linked_elsewhere"
     MEETING_IN_PROGRESS = "meeting_in_progress"
     UNCONFIRMED_DELETION = "unconfirmed_deletion"
+    DETACHED = "detached"
     # -- what a run changed (the sync log)
     SENT = "sent"
     SENT_UPDATE = "sent_update"
@@ -262,6 +263,9 @@ WORDING: dict[Reason, Wording] = {
     Reason.UNCONFIRMED_DELETION: Wording(
         Kind.ERROR,
         "missing from the calendar's listing but could not be read ({detail}); checked again next time",
+    ),
+    Reason.DETACHED: Wording(
+        Kind.NOT_SENT, "no longer linked to an activity: the calendar's change is not applied"
     ),
     Reason.SENT: Wording(Kind.DONE, "sent to the calendar"),
     Reason.SENT_UPDATE: Wording(Kind.DONE, "change sent to the calendar"),

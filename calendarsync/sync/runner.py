@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -31,6 +32,7 @@ from calendarsync.models import (
     LinkState,
     SyncPreferences,
     SyncRun,
+    SyncRunEntry,
 )
 from calendarsync.providers.base import CalendarProvider, ProviderError
 from calendarsync.providers.redaction import redact
@@ -191,9 +193,12 @@ class RunRecorder:
         self.started = started
         self.run_id: int | None = None
         self.counts: dict[str, object] = {}
+        # The engine's result so far: a run that fails still logs what it did before (D2).
+        self.result: SyncResult | None = None
 
     def __call__(self, result: SyncResult) -> None:
         """The engine's progress callback."""
+        self.result = result
         self.counts = result.as_dict()
         if self.run_id is not None:
             SyncRun.objects.filter(pk=self.run_id).update(counts=self.counts, full_sync=result.full_sync)
@@ -218,7 +223,46 @@ class RunRecorder:
         else:
             fields["counts"] = self.counts  # what the run had done before it failed
         if self.run_id is None or not SyncRun.objects.filter(pk=self.run_id).update(**fields):
-            SyncRun.objects.create(account_id=self.account_id, started_at=self.started, **fields)
+            self.run_id = SyncRun.objects.create(
+                account_id=self.account_id, started_at=self.started, **fields
+            ).pk
+        _log_entries(self.run_id, result or self.result)
+
+
+def _log_entries(run_id: int, result: SyncResult | None) -> None:
+    """D2: the run's log lines, one INSERT (none for a run that only counted)."""
+    if result is None:
+        return
+    sides = ((SyncRunEntry.Direction.IN, result.pulled), (SyncRunEntry.Direction.OUT, result.pushed))
+    named = {
+        entry.activity_id for _, side in sides for entry in side.entries if entry.activity_id is not None
+    }
+    # An activity deleted since the run logged it is named by its title alone.
+    alive = set(Activity.objects.filter(pk__in=named).values_list("pk", flat=True)) if named else set()
+    entries = [
+        SyncRunEntry(
+            run_id=run_id,
+            direction=direction,
+            action=entry.action,
+            code=entry.code,
+            title=entry.title[:255],
+            detail=entry.detail[:500],
+            activity_id=entry.activity_id if entry.activity_id in alive else None,
+            external_id=entry.external_id[:1024],
+        )
+        for direction, side in sides
+        for entry in side.entries
+    ]
+    if not entries:
+        return
+    try:
+        with transaction.atomic():
+            SyncRunEntry.objects.bulk_create(entries)
+    except IntegrityError:
+        # An activity deleted in the very moment: log every line by its title alone.
+        for entry in entries:
+            entry.activity_id = None
+        SyncRunEntry.objects.bulk_create(entries)
 
 
 def run_account_sync(

@@ -10,6 +10,7 @@ import datetime as dt
 
 from activities.models import Activity, SyncStatus
 from calendarsync.sync.mapping import activity_time, is_past
+from calendarsync.sync.reasons import Reason
 
 PAST_REASON = "In the past: not synced"
 
@@ -20,7 +21,7 @@ def type_not_sent_reason(activity: Activity) -> str:
 
 def status_at_save(
     activity: Activity, *, now: dt.datetime, tz: dt.tzinfo, type_selected: bool, linked: bool
-) -> tuple[SyncStatus, str]:
+) -> tuple[SyncStatus, Reason, str]:
     """What a CRM save makes of the sync status of ``activity`` (owned by a user whose sync runs).
 
     Known at once: an unlinked item that has already ended is not synced (R2, judged like the
@@ -28,9 +29,9 @@ def status_at_save(
     item stays pending whatever changed: the next run mirrors or settles it and says so (R6, R15).
     """
     if linked:
-        return SyncStatus.PENDING, ""
+        return SyncStatus.PENDING, Reason.PENDING, ""
     if is_past({"time": activity_time(activity)}, now, tz):
-        return SyncStatus.SKIPPED, PAST_REASON
+        return SyncStatus.SKIPPED, Reason.PAST, PAST_REASON
     if not type_selected:
-        return SyncStatus.SKIPPED, type_not_sent_reason(activity)
-    return SyncStatus.PENDING, ""
+        return SyncStatus.SKIPPED, Reason.TYPE_NOT_SENT, type_not_sent_reason(activity)
+    return SyncStatus.PENDING, Reason.PENDING, ""

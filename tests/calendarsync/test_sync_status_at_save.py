@@ -18,6 +18,7 @@ from django.utils import timezone
 from accounts.models import User
 from activities.models import Activity, ActivityType, SyncStatus
 from calendarsync.models import CalendarAccount, EventLink, LinkOrigin, Provider, SyncPreferences
+from calendarsync.sync.reasons import Reason
 from calendarsync.sync.save_status import PAST_REASON, status_at_save
 from tests.conftest import make_activity
 
@@ -137,11 +138,11 @@ def test_r2_the_list_shows_skipped_right_after_saving_a_past_activity(owner: Use
 @pytest.mark.parametrize(
     ("start", "type_selected", "linked", "expected"),
     [
-        (NOW + dt.timedelta(hours=1), True, False, (SyncStatus.PENDING, "")),
-        (NOW - dt.timedelta(hours=1), True, False, (SyncStatus.SKIPPED, PAST_REASON)),
-        (NOW - dt.timedelta(hours=1), False, False, (SyncStatus.SKIPPED, PAST_REASON)),
-        (NOW - dt.timedelta(hours=1), False, True, (SyncStatus.PENDING, "")),
-        (NOW + dt.timedelta(hours=1), False, True, (SyncStatus.PENDING, "")),
+        (NOW + dt.timedelta(hours=1), True, False, (SyncStatus.PENDING, Reason.PENDING, "")),
+        (NOW - dt.timedelta(hours=1), True, False, (SyncStatus.SKIPPED, Reason.PAST, PAST_REASON)),
+        (NOW - dt.timedelta(hours=1), False, False, (SyncStatus.SKIPPED, Reason.PAST, PAST_REASON)),
+        (NOW - dt.timedelta(hours=1), False, True, (SyncStatus.PENDING, Reason.PENDING, "")),
+        (NOW + dt.timedelta(hours=1), False, True, (SyncStatus.PENDING, Reason.PENDING, "")),
     ],
 )
 def test_r2_r9_status_at_save(owner: User, start, type_selected, linked, expected) -> None:

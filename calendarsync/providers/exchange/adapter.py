@@ -127,7 +127,7 @@ class ExchangeProvider:
         [result] = self._calls.get_items([external_id])
         if isinstance(result, Exception):
             raise map_exchange_error(result, Operation.READ)
-        event = parse_item(result, me=self._calls.email)
+        event = parse_item(result, me=self._calls.email, owa_base=self._calls.owa_base)
         if event.is_cancelled:
             # The organizer cancelled the meeting: the copy stays until removed, but it is over.
             raise NotFound(f"The Exchange meeting {external_id!r} was cancelled by its organizer")
@@ -305,7 +305,7 @@ class ExchangeProvider:
                 outcomes[index] = error
                 continue
             try:
-                outcomes[index] = parse_item(result, me=self._calls.email)
+                outcomes[index] = parse_item(result, me=self._calls.email, owa_base=self._calls.owa_base)
             except InvalidEvent as exc:
                 outcomes[index] = exc
         return outcomes

@@ -111,7 +111,7 @@ def read_changes(
             changes.append(Change(external_id=item_id, event=None, error=error.message, code=error.code))
             continue
         try:
-            event = parse_item(result, series_ids=dict(masters), me=calls.email)
+            event = parse_item(result, series_ids=dict(masters), me=calls.email, owa_base=calls.owa_base)
         except InvalidEvent as exc:
             logger.warning("Skipping an unreadable Exchange item %s: %s", item_id, redact(exc.message))
             changes.append(Change(external_id=item_id, event=None, error=exc.message))

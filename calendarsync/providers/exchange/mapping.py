@@ -15,6 +15,7 @@ import zlib
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.utils.html import strip_tags
 from exchangelib import EWSDate, EWSDateTime, EWSTimeZone
@@ -36,6 +37,7 @@ from calendarsync.providers.base import (
     fields_to_write,
 )
 from calendarsync.providers.exchange.client import KEY_FIELD, TAG_FIELD
+from calendarsync.providers.web_links import safe_web_url
 
 SINGLE = "Single"
 OCCURRENCE = "Occurrence"
@@ -66,6 +68,9 @@ READ_FIELDS = (
     "organizer",
     "my_response_type",
     "is_cancelled",
+    # The Outlook on the web link (``web_url``):
+    # https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/webclientreadformquerystring
+    "web_client_read_form_query_string",
     TAG_FIELD,
 )
 WRITE_FIELDS = (
@@ -161,13 +166,54 @@ class MeetingRole:
         )
 
 
-def parse_item(item: Any, *, series_ids: dict[str, str] | None = None, me: str = "") -> RemoteEvent:
+def owa_base_url(server_url: str) -> str | None:
+    """Where Outlook on the web lives for an EWS endpoint: https://<its host>/owa/ (None without a host).
+
+    The read-form query string is to be appended to the Outlook on the web endpoint, which on
+    Exchange Server is the ``/owa/`` directory of the host serving EWS. Outlook on the web is served
+    over https only, so an explicit port is kept only when EWS itself is https.
+    """
+    try:
+        parts = urlsplit(server_url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return None
+    if not host:
+        return None
+    if ":" in host:
+        host = f"[{host}]"  # IPv6
+    if parts.scheme == "https" and port not in (None, 443):
+        host = f"{host}:{port}"
+    return f"https://{host}/owa/"
+
+
+def web_url_of(query_string: object, owa_base: str | None) -> str | None:
+    """The item's Outlook on the web link from its WebClientReadFormQueryString, if a safe one.
+
+    Exchange Server answers "?ItemID=...&exvsurl=1&viewmodel=ReadMessageItem", to append to the
+    Outlook on the web URL; an answer that is a whole URL already is taken as it is.
+    """
+    if not isinstance(query_string, str) or not query_string:
+        return None
+    if query_string.startswith("?"):
+        return safe_web_url(owa_base + query_string) if owa_base else None
+    return safe_web_url(query_string)
+
+
+def parse_item(
+    item: Any,
+    *,
+    series_ids: dict[str, str] | None = None,
+    me: str = "",
+    owa_base: str | None = None,
+) -> RemoteEvent:
     """A CalendarItem from GetItem -> RemoteEvent; raises InvalidEvent if it cannot be understood.
 
     ``series_ids`` maps a series' UID to its master's id: occurrences carry the master's UID.
     ``me``: the mailbox's address, to tell its own meetings from the copies it was invited to. A
     copy the organizer cancelled (IsCancelled) comes back with ``is_cancelled`` set: for the
-    engine that copy is gone.
+    engine that copy is gone. ``owa_base``: the mailbox's Outlook on the web URL
+    (``owa_base_url``), to make the item's ``web_url`` of.
     """
     if not getattr(item, "id", None):
         raise InvalidEvent("item has no id")
@@ -203,6 +249,7 @@ def parse_item(item: Any, *, series_ids: dict[str, str] | None = None, me: str =
         is_organizer=role.is_organizer,
         my_response=role.my_response,
         is_cancelled=bool(getattr(item, "is_cancelled", False)),
+        web_url=web_url_of(getattr(item, "web_client_read_form_query_string", None), owa_base),
         **times,
     )
     event.validate()

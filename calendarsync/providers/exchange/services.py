@@ -37,7 +37,7 @@ from exchangelib.services import (
 
 from calendarsync.providers.base import ProviderError
 from calendarsync.providers.exchange.client import ExchangeClient
-from calendarsync.providers.exchange.mapping import READ_FIELDS, UTC, WRITE_FIELDS
+from calendarsync.providers.exchange.mapping import READ_FIELDS, UTC, WRITE_FIELDS, owa_base_url
 
 # SyncFolderItems' MaxChangesReturned is 1..512.
 SYNC_PAGE_SIZE = 512
@@ -75,6 +75,7 @@ class EwsCalls:
         self.client = client
         self.account = client.account
         self._deleted_items_id: str | None = None
+        self.owa_base = owa_base_url(client.login.server_url)
 
     @property
     def email(self) -> str:

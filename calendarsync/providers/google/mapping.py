@@ -24,6 +24,7 @@ from calendarsync.providers.base import (
     RemoteEvent,
     fields_to_write,
 )
+from calendarsync.providers.web_links import safe_web_url
 
 # Our private tag: the CRM activity id of an event this CRM created.
 TAG_PROPERTY = "calsync_activity_id"
@@ -222,6 +223,8 @@ def parse_event(raw: object, calendar_id: str | None = None) -> RemoteEvent:
         "series_id": series_id if isinstance(series_id, str) and series_id else None,
         "ical_uid": raw.get("iCalUID") if isinstance(raw.get("iCalUID"), str) else None,
         "tag": _private_tag(raw),
+        # htmlLink: "An absolute link to this event in the Google Calendar Web UI".
+        "web_url": safe_web_url(raw.get("htmlLink")),
     }
     if raw.get("status") == "cancelled":
         # Deleted events come back as tombstones that may carry little more than the id.

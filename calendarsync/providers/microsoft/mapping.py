@@ -30,6 +30,7 @@ from calendarsync.providers.base import (
     fields_to_write,
 )
 from calendarsync.providers.base import same_content as base_same_content
+from calendarsync.providers.web_links import safe_web_url
 
 # Our tag on events this CRM created (the activity), as a named single-value extended property.
 # https://learn.microsoft.com/en-us/graph/api/resources/extended-properties-overview
@@ -305,6 +306,8 @@ def parse_event(raw: object, *, tag: str | None = None) -> RemoteEvent:
         "tag": tag if tag is not None else tag_of(raw),
         "updated": _parse_instant(raw.get("lastModifiedDateTime"), "lastModifiedDateTime"),
         "is_cancelled": bool(raw.get("isCancelled", False)),
+        # webLink: "The URL to open the event in Outlook on the web".
+        "web_url": safe_web_url(raw.get("webLink")),
         **_meeting(raw),
     }
     start, end = _local(raw.get("start"), "start"), _local(raw.get("end"), "end")

@@ -67,6 +67,10 @@ class ProviderControl(Protocol):
 
     def reset_request_counts(self) -> None: ...
 
+    def web_link(self, external_id: str) -> str | None:
+        """The link that opens the event in the provider's web calendar, as the provider gives it."""
+        ...
+
 
 @dataclass
 class ContractSetup:
@@ -163,6 +167,10 @@ class GoogleControl:
 
     def reset_request_counts(self) -> None:
         self.emulator.reset_counts()
+
+    def web_link(self, external_id: str) -> str | None:
+        event = self.emulator.user_get_event(self.email, external_id, self.calendar_id)
+        return None if event is None else event.get("htmlLink")
 
 
 def google_token_dict(issued: dict[str, Any], scopes: list[str]) -> dict[str, Any]:

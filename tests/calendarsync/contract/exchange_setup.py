@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -85,6 +86,14 @@ class ExchangeControl:
 
     def reset_request_counts(self) -> None:
         self.emulator.reset_counts()
+
+    def web_link(self, external_id: str) -> str | None:
+        """Outlook on the web of the server (https, on the EWS host) + the item's read-form query."""
+        from calendarsync.emulators.exchange_items import read_form_query_string
+
+        if self.emulator.user_get_event(self.email, external_id) is None:
+            return None
+        return f"https://{urlsplit(self.running.url).hostname}/owa/{read_form_query_string(external_id)}"
 
 
 def exchange_setup(request: pytest.FixtureRequest) -> ContractSetup:

@@ -90,6 +90,10 @@ class MicrosoftControl:
     def reset_request_counts(self) -> None:
         self.emulator.reset_counts()
 
+    def web_link(self, external_id: str) -> str | None:
+        event = self.emulator.user_get_event(self.email, external_id)
+        return None if event is None else event.get("webLink")
+
 
 def microsoft_token_dict(issued: dict[str, Any], scopes: list[str]) -> dict[str, Any]:
     expiry = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=int(issued.get("expires_in", 3600)))

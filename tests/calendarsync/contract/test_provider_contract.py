@@ -19,8 +19,10 @@ from calendarsync.providers.base import (
     EventData,
     InsufficientPermissions,
     NotFound,
+    RemoteEvent,
     TransientError,
 )
+from calendarsync.providers.web_links import safe_web_url
 from tests.calendarsync.contract.conftest import ContractSetup, ProviderControl
 
 pytestmark = pytest.mark.contract
@@ -322,6 +324,58 @@ def test_r7_recurring_series_comes_back_as_instances(
     starts = sorted(e.start for e in instances if e.start)
     assert starts == [TOMORROW_NINE + dt.timedelta(days=n) for n in range(5)]
     assert series_id not in {c.external_id for c in page.changes}  # the series itself is not an item
+
+
+# --------------------------------------------------------------------------- web calendar links
+
+
+def test_events_carry_the_link_that_opens_them_in_the_web_calendar(
+    provider: CalendarProvider, control: ProviderControl
+) -> None:
+    created = provider.create_event(control.calendar_id, meeting(tag="act-web"), idempotency_key="act-web")
+    link = control.web_link(created.external_id)
+    assert link is not None
+    assert safe_web_url(link) == link
+    assert created.web_url == link
+    assert provider.get_event(control.calendar_id, created.external_id).web_url == link
+    updated = provider.update_event(
+        control.calendar_id, created.external_id, meeting("Moved", day=1, tag="act-web"), etag=created.etag
+    )
+    assert updated.web_url == control.web_link(updated.external_id)
+    [bulk] = provider.create_events(control.calendar_id, [(meeting("Bulk", tag="act-web-2"), "act-web-2")])
+    assert isinstance(bulk, RemoteEvent)
+    assert bulk.web_url == control.web_link(bulk.external_id)
+    assert bulk.web_url != link
+
+    page = full_listing(provider, control.calendar_id)
+    listed = {c.external_id: c.event for c in page.changes if c.event}
+    assert listed[created.external_id].web_url == link
+    # What changed since the cursor: the user's new event and the user's edit of ours.
+    walk_in = control.user_create_event(
+        "Walk-in", TOMORROW_NINE + dt.timedelta(days=3), TOMORROW_NINE + dt.timedelta(days=3, hours=1)
+    )
+    control.user_update_event(created.external_id, subject="Edited by the user")
+    changed = {
+        c.external_id: c.event
+        for c in provider.list_changes(control.calendar_id, page.cursor, **window()).changes
+        if c.event
+    }
+    assert changed[walk_in].web_url == control.web_link(walk_in)
+    assert changed[walk_in].web_url is not None
+    assert changed[created.external_id].web_url == control.web_link(created.external_id)
+
+
+def test_r7_each_instance_of_a_series_carries_its_own_web_link(
+    provider: CalendarProvider, control: ProviderControl
+) -> None:
+    series_id = control.create_recurring_series(
+        "Daily stand-up", TOMORROW_NINE, TOMORROW_NINE + dt.timedelta(minutes=15), count=3
+    )
+    page = full_listing(provider, control.calendar_id)
+    instances = [c.event for c in page.changes if c.event and c.event.series_id == series_id]
+    assert len(instances) == 3
+    assert [e.web_url for e in instances] == [control.web_link(e.external_id) for e in instances]
+    assert len({e.web_url for e in instances if e.web_url}) == 3
 
 
 def test_r10_bulk_create_batches_and_is_idempotent(contract: ContractSetup) -> None:

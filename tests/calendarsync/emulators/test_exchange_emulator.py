@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import urllib.parse
 from typing import Any
 
 import pytest
@@ -11,8 +12,8 @@ from exchangelib import EWSDateTime, EWSTimeZone
 from exchangelib.errors import ErrorInvalidSyncStateData, ErrorIrresolvableConflict, ErrorServerBusy
 from exchangelib.folders import Calendar, Root
 from exchangelib.items import ALWAYS_OVERWRITE, NEVER_OVERWRITE, CalendarItem
-from exchangelib.properties import CalendarView
-from exchangelib.services import FindItem, SyncFolderItems
+from exchangelib.properties import CalendarView, ItemId
+from exchangelib.services import FindItem, GetItem, SyncFolderItems
 
 from calendarsync.emulators.exchange import MFA_DIAGNOSTICS
 from calendarsync.providers.exchange import client as exchange_client
@@ -219,6 +220,43 @@ def test_update_item_with_a_stale_change_key_is_an_irresolvable_conflict(
         old.save(update_fields=["subject"], conflict_resolution=NEVER_OVERWRITE)
     old.save(update_fields=["subject"], conflict_resolution=ALWAYS_OVERWRITE)
     assert ews.emulator.user_get_event(ews.user, item.id)["subject"] == "Three"  # type: ignore[index]
+
+
+def get_item(item_id: str, *field_uris: str) -> str:
+    extra = "".join(f'<t:FieldURI FieldURI="{uri}"/>' for uri in field_uris)
+    return f"""<?xml version="1.0" encoding="utf-8"?>
+<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"
+  xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages"
+  xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types">
+  <s:Header><t:RequestServerVersion Version="Exchange2016"/></s:Header>
+  <s:Body><m:GetItem><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape>
+  <t:AdditionalProperties>{extra}</t:AdditionalProperties></m:ItemShape>
+  <m:ItemIds><t:ItemId Id="{item_id}"/></m:ItemIds></m:GetItem></s:Body>
+</s:Envelope>"""
+
+
+def test_web_client_read_form_query_string_is_the_query_to_append_to_owa(
+    ews: RunningExchangeEmulator,
+) -> None:
+    item_id = str(
+        ews.emulator.user_create_event(
+            ews.user, {"subject": "Linked", "start": TOMORROW, "end": TOMORROW + dt.timedelta(hours=1)}
+        )["id"]
+    )
+    query = f"?ItemID={urllib.parse.quote(item_id, safe='')}&exvsurl=1&viewmodel=ReadMessageItem"
+    assert query.count("%3D") == 2  # the EWS id goes in URL-encoded (its base64 padding "==")
+    wire = soap(ews, get_item(item_id, "item:WebClientReadFormQueryString")).text
+    escaped = query.replace("&", "&amp;")
+    assert f"<t:WebClientReadFormQueryString>{escaped}</t:WebClientReadFormQueryString>" in wire
+    assert "WebClientReadFormQueryString" not in soap(ews, get_item(item_id, "item:Subject")).text
+    # exchangelib reads it as the item's web_client_read_form_query_string.
+    account, _ = connected(ews)
+    [item] = GetItem(account=account).call(
+        items=[ItemId(id=item_id)],
+        additional_fields=fields("web_client_read_form_query_string"),
+        shape="IdOnly",
+    )
+    assert item.web_client_read_form_query_string == query
 
 
 def test_busy_is_a_soap_fault_with_the_back_off_time(ews: RunningExchangeEmulator) -> None:

@@ -8,6 +8,7 @@ Checked with the real client library, as Google documents them: an instance chan
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import pytest
@@ -481,3 +482,28 @@ def test_a_slot_that_comes_back_brings_a_plain_instance_but_a_users_cancellation
         ("20300403T080000Z", "cancelled", None),
     ]
     assert len(shown) == len({item["id"] for item in shown}) == 6
+
+
+# -- web links ---------------------------------------------------------------------------------------
+
+
+def eid_of(html_link: str) -> str:
+    """What an htmlLink's eid names: "<event id> <calendar id>" (base64url, unpadded)."""
+    eid = html_link.partition("?eid=")[2]
+    return base64.urlsafe_b64decode(eid + "=" * (-len(eid) % 4)).decode()
+
+
+def test_each_instance_has_an_html_link_of_its_own(google, calendar):
+    series = daily(google)
+    listed = {item["id"]: item for item in single_events(calendar)}
+    assert {eid_of(item["htmlLink"]) for item in listed.values()} == {
+        f"{instance_id(series, day)} {ALICE}" for day in (1, 2, 3)
+    }
+    assert eid_of(series["htmlLink"]) == f"{series['id']} {ALICE}"
+    second = instance_id(series, 2)
+    got = calendar.events().get(calendarId="primary", eventId=second).execute()
+    assert got["htmlLink"] == listed[second]["htmlLink"]
+    changed = (
+        calendar.events().patch(calendarId="primary", eventId=second, body={"summary": "Moved"}).execute()
+    )
+    assert changed["htmlLink"] == listed[second]["htmlLink"]  # an exception keeps its instance's link

@@ -286,6 +286,25 @@ def test_event_round_trip_with_sensitivity_show_as_body_and_extended_property(
     assert berlin["start"]["timeZone"] == "Europe/Berlin"
 
 
+def test_web_link_opens_the_event_in_outlook_on_the_web_and_follows_select(
+    ms: RunningMicrosoftEmulator, graph: Graph
+) -> None:
+    created = graph.ok("POST", calendar_path(ms, "events"), event_body("Linked"))
+    event_id = urllib.parse.quote(created["id"], safe="")
+    # The id goes into the link URL-encoded, as Graph writes it ("=" as %3D).
+    assert created["webLink"] == (
+        f"https://outlook.office365.com/owa/?itemid={event_id}&exvsurl=1&path=/calendar/item"
+    )
+    assert "=" in created["id"]
+    assert "%3D" in created["webLink"]
+    assert graph.ok("PATCH", f"me/events/{event_id}", {"subject": "Renamed"})["webLink"] == created["webLink"]
+    # $select names properties case-insensitively; what it leaves out is not sent.
+    selected = graph.ok("GET", f"me/events/{event_id}?$select=subject,WebLink")
+    assert set(selected) == {"@odata.etag", "id", "subject", "webLink"}
+    assert selected["webLink"] == created["webLink"]
+    assert "webLink" not in graph.ok("GET", f"me/events/{event_id}?$select=subject")
+
+
 def test_filter_on_the_extended_property_finds_our_event(ms: RunningMicrosoftEmulator, graph: Graph) -> None:
     graph.ok(
         "POST",

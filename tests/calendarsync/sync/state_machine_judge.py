@@ -15,7 +15,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import User
-from activities.models import Activity
+from activities.models import Activity, SyncStatus
 from calendarsync.models import (
     AccountState,
     ActivityTrash,
@@ -28,6 +28,8 @@ from calendarsync.models import (
 )
 from calendarsync.providers.base import RemoteEvent
 from calendarsync.sync.context import fields_of_snapshot, parse_tag
+from calendarsync.sync.explain import explain
+from calendarsync.sync.reasons import WORDING, Kind, reason_of
 from tests.calendarsync.sync.conftest import SyncSetup
 from tests.calendarsync.sync.state_machine_support import (
     BERLIN,
@@ -41,6 +43,14 @@ from tests.calendarsync.sync.state_machine_support import (
     crm_side,
     later_side,
 )
+
+# D1: what each stored status may say about itself (the words come from the stored code).
+STATUS_KINDS = {
+    SyncStatus.SYNCED: {Kind.SYNCED, Kind.READ_ONLY},
+    SyncStatus.PENDING: {Kind.WAITING},
+    SyncStatus.ERROR: {Kind.ERROR},
+    SyncStatus.SKIPPED: {Kind.NOT_SENT, Kind.READ_ONLY, Kind.WAITING},
+}
 
 
 class Outcomes:
@@ -322,12 +332,31 @@ class ModelJudge:
                 self._fail(rule_id, item, "the sync deleted the event, and no rule says it may")
             item.cal_gone = True
             item.note("deleted in the calendar by the sync")
+        if activity is not None:
+            self._check_explained(item, activity)
         if activity is not None and event is not None and self._linked(item):
             self._judge_fields(item, activity, event, final=final)
         else:
             self._check_untouched(item, activity, event)
         if final:
             self._check_final(item, activity, event)
+
+    def _check_explained(self, item: Item, activity: Activity) -> None:
+        """D1: a status the sync recorded carries a known code whose words agree with it."""
+        if not activity.sync_status:
+            return
+        reason = reason_of(activity.sync_code)
+        if reason is None:
+            self._fail(
+                "D1-unknown-code", item, f"status {activity.sync_status} with code {activity.sync_code!r}"
+            )
+            return
+        if WORDING[reason].kind not in STATUS_KINDS[SyncStatus(activity.sync_status)]:
+            self._fail("D1-status-and-words-disagree", item, f"status {activity.sync_status}, code {reason}")
+        account = activity.calendar_account
+        preferences = SyncPreferences.objects.filter(account=account).first() if account is not None else None
+        if explain(activity, account, preferences, None, timezone.now()) is None:
+            self._fail("D1-unexplained", item, "the owner's own activity has no explanation")
 
     def _check_untouched(self, item: Item, activity: Activity | None, event: RemoteEvent | None) -> None:
         """A side the sync does not link keeps exactly what the user left there."""
