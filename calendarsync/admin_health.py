@@ -55,6 +55,7 @@ from django.views.decorators.http import require_http_methods
 
 from accounts.admin_site import IndexLink, IndexPanel
 from calendarsync.models import AccountState, CalendarAccount, ItemFailure, Provider, SyncPreferences
+from calendarsync.sync.item_errors import still_failing
 
 # A syncing account whose last good sync is older than this is flagged; the words say the same.
 STALE_AFTER = dt.timedelta(days=1)
@@ -78,7 +79,7 @@ def _started(**extra: Any) -> Q:
 
 
 def _refusing() -> Q:
-    return Q(Exists(ItemFailure.objects.filter(account=OuterRef("pk"))))
+    return Q(Exists(ItemFailure.objects.filter(still_failing(OuterRef("pk")))))
 
 
 def stale_condition(now: dt.datetime) -> Q:
@@ -284,7 +285,7 @@ def short_age(moment: dt.datetime, now: dt.datetime) -> str:
 
 def account_rows(accounts: QuerySet[CalendarAccount], now: dt.datetime, urls: _Urls) -> list[AccountRow]:
     """Connected accounts, those needing attention first, at most ``ROW_LIMIT``: one query."""
-    failures = ItemFailure.objects.filter(account=OuterRef("pk")).order_by().values("account")
+    failures = ItemFailure.objects.filter(still_failing(OuterRef("pk"))).order_by().values("account")
     stale = stale_condition(now)
     attention = Case(
         When(state__in=PROBLEM_STATES, then=Value(0)),

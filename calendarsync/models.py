@@ -363,8 +363,15 @@ class SyncRunEntry(models.Model):
     code = models.CharField(max_length=40)
     title = models.CharField(max_length=255, blank=True)
     detail = models.CharField(max_length=500, blank=True)
+    # No database constraint: a line written while its activity is being deleted must not fail the
+    # deletion (the ORM still clears the id of lines written before).
     activity = models.ForeignKey(
-        "activities.Activity", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        "activities.Activity",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_constraint=False,
     )
     external_id = models.CharField(max_length=1024, blank=True)
 

@@ -28,7 +28,7 @@ from calendarsync.models import (
 from calendarsync.providers.base import CalendarProvider, TransientError
 from calendarsync.sync.mapping import Fields, details_block
 from calendarsync.sync.merge import FieldConflict
-from calendarsync.sync.reasons import Reason
+from calendarsync.sync.reasons import WORDING, Kind, Reason
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -95,9 +95,11 @@ class LogEntry:
     external_id: str = ""
 
 
-# A run keeps at most this many log lines per side (a first full sync may list thousands of
-# events; the counts stay exact).
-MAX_LOG_ENTRIES = 1000
+# A run keeps at most this many skip lines per side (a first full sync may list thousands of
+# events it does not import; the counts stay exact), and changes and failures up to the second
+# limit, so a failure is never crowded out by skips.
+MAX_LOG_SKIPS = 1000
+MAX_LOG_ENTRIES = 5000
 
 
 @dataclass
@@ -122,15 +124,24 @@ class SideCounts:
         setattr(self, action, getattr(self, action) + 1)
         self._log(LogEntry(action, code, title, "", activity_id, external_id))
 
-    def skip(self, skip: Skip) -> None:
+    def skip(self, skip: Skip, *, log: bool = True) -> None:
         self.skipped.append(skip)
-        self._log(LogEntry("skipped", skip.code, skip.title, skip.reason, skip.activity_id, _event_id(skip)))
+        if log:
+            self._log(
+                LogEntry("skipped", skip.code, skip.title, skip.reason, skip.activity_id, _event_id(skip))
+            )
 
     def fail(self, skip: Skip) -> None:
         self.errors.append(skip)
         self._log(LogEntry("failed", skip.code, skip.title, skip.reason, skip.activity_id, _event_id(skip)))
 
     def _log(self, entry: LogEntry) -> None:
+        if (
+            entry.action == "skipped"
+            and WORDING[entry.code].kind != Kind.ERROR
+            and len(self.skipped) > MAX_LOG_SKIPS
+        ):
+            return
         if len(self.entries) < MAX_LOG_ENTRIES:
             self.entries.append(entry)
 

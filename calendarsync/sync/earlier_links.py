@@ -52,6 +52,7 @@ def take_over(ctx: SyncContext, earlier: EventLink) -> EventLink:
             series_id=earlier.series_id,
             role=earlier.role,
             ical_uid=earlier.ical_uid,
+            web_url=earlier.web_url,
         )
 
 

@@ -49,13 +49,15 @@ def sync(
     has_due_activities: bool = True,
     has_pending_deletions: bool = True,
     progress: Callable[[SyncResult], None] | None = None,
+    on_result: Callable[[SyncResult], None] | None = None,
 ) -> SyncResult:
     """Pull the calendar's changes, then push the CRM's; returns what changed on each side.
 
     ``account`` comes with ``user``, ``preferences`` and ``preferences.calendar`` loaded. The
     ``has_*`` hints (cheap EXISTS answers the caller already has) let a run with nothing to do
     skip the queries that would find nothing. ``progress``, if given, is called with the result
-    so far while the run works (never when nothing changed).
+    so far while the run works (never when nothing changed); ``on_result`` is handed the result
+    as soon as it exists, so a run that fails still has what it did so far (D2: its log).
     """
     preferences = getattr(account, "preferences", None)
     if preferences is None or preferences.sync_started_at is None or preferences.sync_stopped_at is not None:
@@ -73,6 +75,8 @@ def sync(
         result=SyncResult(calendar_id=calendar_id),
         progress=progress,
     )
+    if on_result is not None:
+        on_result(ctx.result)
     page = _list_changes(ctx)
     pull(ctx, page)
     if page.full_listing:

@@ -24,6 +24,7 @@ from calendarsync.models import (
     CalendarAccount,
     EventLink,
     ItemFailure,
+    LinkOrigin,
     SyncPreferences,
     SyncRunEntry,
 )
@@ -44,6 +45,16 @@ CODE_WORDS = {
     "HTTP 404": "the event no longer exists",
 }
 _TRAILING_CODE = re.compile(r"\(([^()]+)\)\s*$")
+# What a colleague hears of the owner's sync (the status word alone).
+COLLEAGUE_STATUS = {
+    Kind.SYNCED: "synced",
+    Kind.WAITING: "waiting",
+    Kind.ERROR: "not sent yet",
+    Kind.NOT_SENT: "not sent",
+    Kind.READ_ONLY: "read-only occurrence",
+    Kind.NOT_SYNCING: "not syncing",
+    Kind.DONE: "synced",
+}
 _STATUS_FALLBACK = {
     SyncStatus.SYNCED: Reason.SYNCED,
     SyncStatus.PENDING: Reason.PENDING,
@@ -101,7 +112,7 @@ def explain(
         return None
     if viewer_id is not None and viewer_id != item.owner_id:
         return _for_colleague(item, account, preferences, link, viewer_attends, failure, _Clock(now, zone))
-    reason = _reason_for_activity(item, account, preferences, now)
+    reason = _reason_for_activity(item, account, preferences, now, link)
     return _word(reason, item, account, preferences, link, failure, _Clock(now, zone))
 
 
@@ -116,16 +127,19 @@ def _for_colleague(
 ) -> Explanation:
     """Another user's activity: their sync covers it, not the viewer's (M1 meetings excepted)."""
     reason = Reason.SHARED_MEETING if attends else Reason.OTHER_OWNER
-    owners = _reason_for_activity(activity, account, preferences, clock.now)
-    theirs = _word(owners, activity, account, preferences, link, failure, clock)
+    owners = _reason_for_activity(activity, account, preferences, clock.now, link)
     explanation = _word(reason, activity, account, preferences, None, None, clock)
-    owner = _owner_name(activity)
-    hint = explanation.hint or f"{owner}'s sync: {theirs.message}"
+    # Only the owner's status word: never their calendar address or words meant for them (A6).
+    hint = explanation.hint or f"{_owner_name(activity)}'s sync: {COLLEAGUE_STATUS[WORDING[owners].kind]}."
     return Explanation(reason, explanation.kind, explanation.message, hint)
 
 
 def _reason_for_activity(
-    activity: Activity, account: CalendarAccount | None, preferences: SyncPreferences | None, now: dt.datetime
+    activity: Activity,
+    account: CalendarAccount | None,
+    preferences: SyncPreferences | None,
+    now: dt.datetime,
+    link: EventLink | None,
 ) -> Reason:
     if account is None:
         return Reason.NO_ACCOUNT
@@ -142,9 +156,31 @@ def _reason_for_activity(
         )
     if stored is None:
         stored = _by_rules(activity, account, preferences, now)
-    if WORDING[stored].kind == Kind.WAITING and account.state in _ACCOUNT_WAITS:
-        return _ACCOUNT_WAITS[AccountState(account.state)]
+    if stored == Reason.SYNCED and _type_deselected(activity, preferences, link):
+        return Reason.TYPE_NO_LONGER_SENT  # R6: stopped syncing when its type was deselected
+    if WORDING[stored].kind == Kind.WAITING and _account_waits(account) is not None:
+        return _account_waits(account) or stored
     return stored
+
+
+def _type_deselected(activity: Activity, preferences: SyncPreferences, link: EventLink | None) -> bool:
+    """A CRM-made item's type is no longer sent (R6): it stays as it is in the calendar."""
+    return (
+        link is not None
+        and link.origin == LinkOrigin.CRM
+        and not link.is_recurring_instance
+        and activity.type_id not in {t.pk for t in preferences.outgoing_types.all()}
+    )
+
+
+def _account_waits(account: CalendarAccount) -> Reason | None:
+    """Why the account holds its waiting items: a reconnect, a permission, or a failing run.
+
+    An account shown as "Error" only for items refused over a day still runs: not a wait.
+    """
+    if account.state == AccountState.ERROR and not account.last_sync_error:
+        return None
+    return _ACCOUNT_WAITS.get(AccountState(account.state))
 
 
 def _by_rules(
@@ -173,6 +209,8 @@ def _word(
 ) -> Explanation:
     wording = WORDING[reason]
     detail = activity.sync_error if reason in _WITH_DETAIL else ""
+    if reason == Reason.ACCOUNT_ERROR and account is not None:
+        detail = account.last_sync_error or account.state_detail
     values = {
         "type": activity.type.name if activity.type_id else "This type",
         "owner": _owner_name(activity),

@@ -66,6 +66,7 @@ from calendarsync.sync.mapping import (
 )
 from calendarsync.sync.merge import Mode, merge
 from calendarsync.sync.reasons import Reason
+from calendarsync.sync.save_status import PAST_REASON
 from calendarsync.sync.shape import take_over_series
 from calendarsync.sync.trash import move_to_trash
 
@@ -107,7 +108,10 @@ def pull(ctx: SyncContext, page: ChangePage) -> None:
         try:
             _apply_change(ctx, change, links.get(change.external_id), adoptable, ended)
         except ItemSkipped as skipped:
-            ctx.result.pulled.skip(Skip(change.external_id, skipped.reason, skipped.code, _title(change)))
+            ctx.result.pulled.skip(
+                Skip(change.external_id, skipped.reason, skipped.code, _title(change)),
+                log=not _skipped_before(ctx, change),
+            )
         except FATAL:
             raise
         except (ProviderError, DatabaseError, ValueError, TypeError, KeyError, OverflowError) as exc:
@@ -129,6 +133,18 @@ def pull(ctx: SyncContext, page: ChangePage) -> None:
                     )
                 )
         ctx.report_progress()
+
+
+def _skipped_before(ctx: SyncContext, change: Change) -> bool:
+    """The daily full listing meets an event unchanged since the last one: its skip is logged already (D2)."""
+    event, last_full = change.event, ctx.account.full_sync_at
+    return (
+        ctx.result.full_sync
+        and last_full is not None
+        and event is not None
+        and event.updated is not None
+        and event.updated < last_full
+    )
 
 
 def _title(change: Change) -> str:
@@ -590,7 +606,12 @@ def _event_deleted(ctx: SyncContext, link: EventLink) -> None:
     if agreed is None or "time" not in agreed:
         agreed = crm_fields(activity, participant_emails(activity), ctx.excluded_emails)
     if is_past(agreed, ctx.now, ctx.tz):
-        link.delete()
+        with transaction.atomic():
+            link.delete()
+            # D1: linked to nothing now, it says so (not "Synced").
+            ctx.set_status(
+                {activity.pk: None}, SyncStatus.SKIPPED, Reason.PAST, PAST_REASON, acknowledge=False
+            )
         raise ItemSkipped(Reason.EVENT_PAST, "in the past: the activity is kept")
     if link.origin == LinkOrigin.CRM and not link.is_recurring_instance and not ctx.type_selected(activity):
         _detach(

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -196,6 +196,10 @@ class RunRecorder:
         # The engine's result so far: a run that fails still logs what it did before (D2).
         self.result: SyncResult | None = None
 
+    def watch(self, result: SyncResult) -> None:
+        """The engine's result from its start: what a failed run did is still logged (D2)."""
+        self.result = result
+
     def __call__(self, result: SyncResult) -> None:
         """The engine's progress callback."""
         self.result = result
@@ -245,10 +249,10 @@ def _log_entries(run_id: int, result: SyncResult | None) -> None:
             direction=direction,
             action=entry.action,
             code=entry.code,
-            title=entry.title[:255],
-            detail=entry.detail[:500],
+            title=storable(entry.title, 255),
+            detail=storable(entry.detail, 500),
             activity_id=entry.activity_id if entry.activity_id in alive else None,
-            external_id=entry.external_id[:1024],
+            external_id=storable(entry.external_id, 1024),
         )
         for direction, side in sides
         for entry in side.entries
@@ -258,11 +262,15 @@ def _log_entries(run_id: int, result: SyncResult | None) -> None:
     try:
         with transaction.atomic():
             SyncRunEntry.objects.bulk_create(entries)
-    except IntegrityError:
-        # An activity deleted in the very moment: log every line by its title alone.
-        for entry in entries:
-            entry.activity_id = None
-        SyncRunEntry.objects.bulk_create(entries)
+    except (DatabaseError, ValueError):
+        # The log never costs the run: its bookkeeping is stored already.
+        logger.exception("Calendar sync could not write the log of run %s", run_id)
+
+
+def storable(text: str, limit: int) -> str:
+    """Text any database stores: no NUL, no lone surrogate (both arrive in provider JSON), cut to ``limit``."""
+    cleaned = text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+    return cleaned[:limit]
 
 
 def run_account_sync(
@@ -287,6 +295,7 @@ def run_account_sync(
             has_due_activities=bool(getattr(account, "has_due_activities", True)),
             has_pending_deletions=bool(getattr(account, "has_pending_deletions", True)),
             progress=recorder,
+            on_result=recorder.watch,
         )
     except NothingToSync as exc:
         _release(account_id, token, AccountState.ACTIVE, str(exc))

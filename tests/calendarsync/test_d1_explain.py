@@ -150,7 +150,12 @@ def refused(owner: User) -> Case:
 
 def account_waits(state: AccountState) -> Callable[[User], Case]:
     return lambda owner: stored(
-        owner, Reason.PENDING, SyncStatus.PENDING, state=state, state_detail="The calendar refused (HTTP 500)"
+        owner,
+        Reason.PENDING,
+        SyncStatus.PENDING,
+        state=state,
+        state_detail="The calendar refused (HTTP 500)",
+        last_sync_error="Calendar sync failed (HTTP 500)",
     )
 
 
@@ -336,7 +341,8 @@ def test_d1_a_past_activity_created_before_start_says_past(owner: User) -> None:
 
 def test_d1_a_colleague_hears_the_owners_status_as_a_hint(owner: User) -> None:
     explanation = for_colleague(owner, attends=False).explain()
-    assert explanation.hint == "Owner's sync: Synced with alice@gmail.test at 13:03."
+    assert explanation.hint == "Owner's sync: synced."  # never the owner's calendar address (A6)
+    assert "alice@gmail.test" not in explanation.message + explanation.hint
 
 
 def test_a6_a_masked_activity_has_no_explanation(owner: User) -> None:
@@ -345,6 +351,17 @@ def test_a6_a_masked_activity_has_no_explanation(owner: User) -> None:
     case.item.visibility = Visibility.OWNER
     case.item.masked = True  # type: ignore[attr-defined]
     assert explain(case.item, case.account, case.preferences, case.link, NOW) is None
+
+
+def test_d1_r16_an_account_in_error_only_for_lasting_refusals_holds_nothing(owner: User) -> None:
+    """Its runs go through: a waiting item still just waits for the next one."""
+    case = stored(owner, Reason.PENDING, SyncStatus.PENDING, state=AccountState.ERROR, state_detail="1 item …")
+    assert case.explain().code == Reason.PENDING
+
+
+def test_d1_an_account_error_says_what_failed(owner: User) -> None:
+    explanation = account_waits(AccountState.ERROR)(owner).explain()
+    assert explanation.hint == "Calendar sync failed (HTTP 500)"
 
 
 def test_d1_a_synced_item_stays_synced_while_the_account_needs_reconnect(owner: User) -> None:
