@@ -213,6 +213,9 @@ class SyncContext:
     result: SyncResult
     # Activities settled by the pull; the push leaves them alone this run.
     handled: set[int] = field(default_factory=set)
+    # Series of which this account links an occurrence (R14): their other occurrences belong to
+    # the sync whenever they were made (set by each pull for the series it lists).
+    synced_series: set[str] = field(default_factory=set)
     # The push marked an event for deletion (its activity was deleted while it was made).
     deletions_queued: bool = False
     # Told what the run has changed so far (the caller records it, so the page can show progress).

@@ -97,6 +97,7 @@ def pull(ctx: SyncContext, page: ChangePage) -> None:
     links = _links_by_event(ctx, [c.external_id for c in changes if c.external_id])
     # R14: a linked single event that became a series: its link moves onto an occurrence first.
     changes.extend(take_over_series(ctx, changes, links))
+    ctx.synced_series = _synced_series(ctx, changes)
     # Our own writes coming back (same etag) need nothing more: drop them before loading anything.
     changes = [change for change in changes if not _echo(change, links.get(change.external_id))]
     _load_activities([links[c.external_id] for c in changes if c.external_id in links])
@@ -133,6 +134,25 @@ def pull(ctx: SyncContext, page: ChangePage) -> None:
                     )
                 )
         ctx.report_progress()
+
+
+def _synced_series(ctx: SyncContext, changes: list[Change]) -> set[str]:
+    """R14: the listed series of which this account already links an occurrence (one query, only
+    when occurrences are listed)."""
+    series = {c.event.series_id for c in changes if c.event is not None and c.event.series_id}
+    if not series:
+        return set()
+    return set(
+        EventLink.objects.filter(
+            account=ctx.account, state=LinkState.ACTIVE, series_id__in=series
+        ).values_list("series_id", flat=True)
+    )
+
+
+def _of_synced_series(ctx: SyncContext, event: RemoteEvent) -> bool:
+    """An occurrence of a series the sync follows: it comes in whenever it was made (R14). A synced
+    single event made recurring, taken over after a reconnect, keeps all its occurrences."""
+    return event.is_recurring_instance and bool(event.series_id) and event.series_id in ctx.synced_series
 
 
 def _skipped_before(ctx: SyncContext, change: Change) -> bool:
@@ -667,7 +687,9 @@ def _import(ctx: SyncContext, event: RemoteEvent) -> None:
         raise ItemSkipped(Reason.ONE_WAY, "one-way sync: calendar events are not imported")
     # Whole seconds: some providers stamp changes to the second. An event made in the very second
     # sync started is imported rather than risk dropping one made just after (R2).
-    if event.updated is None or event.updated < ctx.started_at.replace(microsecond=0):
+    if not _of_synced_series(ctx, event) and (
+        event.updated is None or event.updated < ctx.started_at.replace(microsecond=0)
+    ):
         raise ItemSkipped(Reason.EVENT_BEFORE_START, "existed before sync started")
     cal_now = calendar_fields(event, ctx.excluded_emails)
     if is_past(cal_now, ctx.now, ctx.tz):
