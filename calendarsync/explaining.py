@@ -48,7 +48,7 @@ def explanation_for(activity: Activity, viewer: User, now: dt.datetime) -> Expla
 
 def _account_of(activity: Activity) -> CalendarAccount | None:
     """The account the activity syncs with, else the owner's connected one (or their last)."""
-    accounts = CalendarAccount.objects.select_related("user")
+    accounts = CalendarAccount.objects.select_related("user").defer("credentials")  # never decrypted here
     if activity.calendar_account_id is not None:
         account = accounts.filter(pk=activity.calendar_account_id, user_id=activity.owner_id).first()
         if account is not None:

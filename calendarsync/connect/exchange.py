@@ -1,4 +1,8 @@
-"""Connect Microsoft Exchange from Personal Preferences > Calendar Sync (C3, C5, C7): e-mail, password, server URL.
+"""Connect Microsoft Exchange Server (on-premises) from Personal Preferences > Calendar Sync (C3, C5, C7).
+
+E-mail, password, server URL, and under "Advanced" the sign-in method (NTLM or Basic; automatic by
+default). A mailbox in Exchange Online is refused before anything is sent to it, and the page
+offers the Microsoft 365 connect instead (issue #16: EWS is off for Exchange Online).
 
 The view checks the login against the server (one EWS request listing the calendar), then saves
 the account through ``do_connect_account``; the password goes only into the encrypted
@@ -41,7 +45,12 @@ from calendarsync.connect.common import (
 from calendarsync.connect.forms import ExchangeConnectForm
 from calendarsync.models import AccountState, CalendarAccount, Provider
 from calendarsync.providers.base import AuthRevoked, ProviderError
-from calendarsync.providers.exchange.connect import AutodiscoverFailed, VerifiedLogin, verify_login
+from calendarsync.providers.exchange.connect import (
+    AutodiscoverFailed,
+    ExchangeOnline,
+    VerifiedLogin,
+    verify_login,
+)
 from calendarsync.providers.exchange.errors import AppPasswordRequired
 
 logger = logging.getLogger(__name__)
@@ -64,6 +73,10 @@ NOT_FOUND_BY_AUTODISCOVER = (
     "CalSync could not find your Exchange server from your e-mail address. "
     "Enter the server URL (ask your IT admin for it)."
 )
+EXCHANGE_ONLINE = (
+    "This mailbox is in Exchange Online (Microsoft 365). Connect it with the Microsoft 365 button: "
+    "CalSync sent nothing to Exchange Online."
+)
 TOO_MANY_ATTEMPTS = (
     "Too many connection attempts. Wait ten minutes, then try again; if it still fails, ask your IT admin."
 )
@@ -74,7 +87,11 @@ def _initial(current: CalendarAccount | None) -> dict[str, Any]:
     if current is None:
         return {}
     stored: Mapping[str, Any] = current.credentials or {}
-    return {"email": current.email, "server_url": str(stored.get("server_url") or "")}
+    return {
+        "email": current.email,
+        "server_url": str(stored.get("server_url") or ""),
+        "auth_type": str(stored.get("auth_type") or "auto"),
+    }
 
 
 def _refuse(form: ExchangeConnectForm, error: ProviderError, server_url: str) -> dict[str, Any]:
@@ -82,6 +99,10 @@ def _refuse(form: ExchangeConnectForm, error: ProviderError, server_url: str) ->
     if isinstance(error, AppPasswordRequired):
         form.add_error("password", TWO_FACTOR_HELP)
         return {"needs_app_password": True, "app_password_steps": TWO_FACTOR_STEPS}
+    if isinstance(error, ExchangeOnline):
+        # Issue #16: EWS is off for Exchange Online; Microsoft 365 (Graph) is the way in.
+        form.add_error("server_url" if server_url else "email", EXCHANGE_ONLINE)
+        return {"exchange_online": True}
     if isinstance(error, AuthRevoked):
         form.add_error("password", WRONG_LOGIN)
     elif isinstance(error, AutodiscoverFailed):
@@ -128,7 +149,12 @@ def connect_exchange(request: AuthedHttpRequest) -> HttpResponse:
             status = 429
         else:
             try:
-                login = verify_login(email, str(form.cleaned_data["password"]), server_url)
+                login = verify_login(
+                    email,
+                    str(form.cleaned_data["password"]),
+                    server_url,
+                    auth_type=str(form.cleaned_data.get("auth_type") or "auto"),
+                )
             except ProviderError as exc:
                 logger.info("Exchange connect refused for user %s: %r", request.user.pk, exc)
                 extra = _refuse(form, exc, server_url)

@@ -26,7 +26,8 @@ class HttpsURLField(forms.URLField):
 
 
 class ExchangeConnectForm(forms.Form):
-    """C3 Exchange: e-mail, password (or app password, C5), optional server URL."""
+    """C3 Exchange Server (on-premises): e-mail, password (or app password, C5), optional server URL,
+    and under "Advanced" the sign-in method (issue #16: automatic by the server's challenges)."""
 
     email = forms.EmailField(
         label="E-mail address",
@@ -55,3 +56,17 @@ class ExchangeConnectForm(forms.Form):
         },
         help_text="Leave empty to find the server from your e-mail address.",
     )
+    auth_type = forms.ChoiceField(
+        label="Sign-in method",
+        choices=(
+            ("auto", "Automatic (what the server offers: NTLM, else Basic)"),
+            ("ntlm", "NTLM"),
+            ("basic", "Basic (over https)"),
+        ),
+        initial="auto",
+        required=False,
+        help_text="Change it only if your IT admin tells you which one the server uses.",
+    )
+
+    def clean_auth_type(self) -> str:
+        return str(self.cleaned_data.get("auth_type") or "auto")

@@ -1,13 +1,22 @@
-"""A stateful local emulator of Exchange Web Services (EWS) for the calendar: SOAP over HTTP, Basic auth.
+"""A stateful local emulator of Exchange Web Services (EWS) for the calendar: SOAP over HTTP, NTLM and Basic.
 
 `ExchangeEmulator()` is a WSGI application; serve it with `EmulatorServer` and give the app the
 server URL `{base}/EWS/Exchange.asmx`. Tests play the user (in Outlook) and the Exchange admin
 through the Python methods below; the same controls are served as JSON under /_control/ and a
 demo page at /.
 
-Mailboxes log in with Basic auth. A two-factor mailbox refuses its normal password with a 401
-whose ``X-MS-Diagnostics`` header says multi-factor authentication is required, and accepts only
-its app password (SPEC C5; Microsoft's account page issues app passwords for such accounts).
+Sign-in (``exchange_auth``): each emulator offers NTLM, Basic or both (``auth_methods``, default
+both, as an Exchange Server whose EWS directory has Windows authentication and Basic on) and
+answers a request without usable credentials with IIS's 401 challenges (``WWW-Authenticate:
+Negotiate``, ``NTLM``, ``Basic realm="..."``). NTLM runs pyspnego's acceptor over a kept-alive
+connection. A two-factor mailbox refuses its normal password with a 401 whose ``X-MS-Diagnostics``
+header says multi-factor authentication is required, and accepts only its app password (SPEC
+C5; Microsoft's account page issues app passwords for such accounts).
+
+Server version (``server_version``): every response's ``ServerVersionInfo`` header says which
+Exchange this is, Exchange Server 2016 (15.1) by default or 2019 (15.2) (``EXCHANGE_2016``,
+``EXCHANGE_2019`` in ``exchange_xml``). The calendar operations emulated here behave the same on
+both, as on the real servers.
 
 Semantics: https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/ews-operations-in-exchange
 (see PROVIDERS.md, Exchange section).
@@ -15,17 +24,23 @@ Semantics: https://learn.microsoft.com/en-us/exchange/client-developer/web-servi
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import secrets
 import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from wsgiref.types import StartResponse, WSGIEnvironment
 
+from calendarsync.emulators.exchange_auth import (
+    AUTH_METHODS,
+    MFA_DIAGNOSTICS,
+    NtlmAcceptor,
+    SignIn,
+    normalize_methods,
+)
 from calendarsync.emulators.exchange_meeting_controls import MeetingControls
 from calendarsync.emulators.exchange_occurrences import check_occurrence_move
 from calendarsync.emulators.exchange_ops import OPERATIONS
@@ -46,19 +61,33 @@ from calendarsync.emulators.exchange_state import (
 from calendarsync.emulators.exchange_user import describe, item_data, meeting_summary
 from calendarsync.emulators.exchange_xml import (
     EWS_PATH,
+    EXCHANGE_2016,
+    EXCHANGE_2019,
     SOAP_CONTENT_TYPE,
     EwsError,
+    ServerVersion,
     SoapError,
     fault,
     operation_response,
     parse_request,
+    reporting_version,
     response_message,
 )
 from calendarsync.emulators.google_http import Request, Response, html_page
 from calendarsync.emulators.request_log import LoggedRequest, RequestLog
-from calendarsync.emulators.server import DropConnection
+from calendarsync.emulators.server import CONNECTION_KEY, ConnectionState, DropConnection
 
-__all__ = ["EWS_PATH", "FAULT_KINDS", "EwsError", "ExchangeEmulator"]
+__all__ = [
+    "AUTH_METHODS",
+    "EWS_PATH",
+    "EXCHANGE_2016",
+    "EXCHANGE_2019",
+    "FAULT_KINDS",
+    "MFA_DIAGNOSTICS",
+    "EwsError",
+    "ExchangeEmulator",
+    "ServerVersion",
+]
 
 FAULT_KINDS = ("500", "busy", "timeout", "reset", "busy-item")
 # The message texts Exchange sends with the response codes a refused item gets.
@@ -68,11 +97,6 @@ ITEM_REFUSALS = {
 }
 DEFAULT_TIMEOUT_SECONDS = 5.0
 BUSY_MESSAGE = "The server cannot service this request right now. Try again later."
-# What Microsoft's front end says when a password works but the account demands a second factor.
-MFA_DIAGNOSTICS = (
-    '4000001;reason="Multi-factor authentication is required for this account. '
-    'Sign in with an app password.";error_category="mfa_required"'
-)
 
 
 @dataclass
@@ -88,7 +112,7 @@ class Fault:
         return self.operation is None or self.operation == operation
 
 
-class ExchangeEmulator(MeetingControls):
+class ExchangeEmulator(SignIn, MeetingControls):
     """Exchange Web Services for calendars, for tests and local development, as a WSGI app.
 
     Meetings (``MeetingControls``): ``user_create_meeting``, ``user_send_meeting_update``,
@@ -96,28 +120,47 @@ class ExchangeEmulator(MeetingControls):
     and ``meeting_messages`` (what each mailbox mailed: invitations, updates, cancellations).
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        auth_methods: Iterable[str] = AUTH_METHODS,
+        server_version: ServerVersion = EXCHANGE_2016,
+        var_dir: Path | None = None,
+    ) -> None:
         self.state = ExchangeState()
         self.timeout_seconds = DEFAULT_TIMEOUT_SECONDS
+        self._default_auth_methods = normalize_methods(auth_methods)
+        self._default_server_version = server_version
+        self.auth_methods = self._default_auth_methods
+        self.server_version = server_version
+        self._ntlm = NtlmAcceptor(var_dir)
         self._faults: list[Fault] = []
         self._counts: Counter[str] = Counter()
+        self._auth_counts: Counter[str] = Counter()
         self._requests = RequestLog()
         self._wake = threading.Event()
 
     # -- WSGI ----------------------------------------------------------------------------------
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        response = self.handle(Request.from_environ(environ))
+        connection = environ.get(CONNECTION_KEY)
+        response = self.handle(
+            Request.from_environ(environ), connection if isinstance(connection, ConnectionState) else None
+        )
         start_response(response.status_line, response.header_list())
         return [response.body]
 
-    def handle(self, req: Request) -> Response:
-        """Serve one request (raises DropConnection for an injected connection reset)."""
+    def handle(self, req: Request, connection: ConnectionState | None = None) -> Response:
+        """Serve one request (raises DropConnection for an injected connection reset).
+
+        ``connection``: the TCP connection's state, which NTLM needs (``EmulatorServer`` passes it
+        in the environ); without it every request is a new connection.
+        """
         path = req.path.lower()
         if path == EWS_PATH.lower():
             if req.method != "POST":
                 return Response(405, b"EWS takes SOAP requests by POST.", "text/plain", [("Allow", "POST")])
-            return self._ews(req)
+            return self._ews(req, connection or ConnectionState())
         if req.segments[:1] == ["_control"]:
             return handle_control(self, req)
         if not req.segments or req.segments[0] == "_demo":
@@ -130,33 +173,8 @@ class ExchangeEmulator(MeetingControls):
             "text/html; charset=utf-8",
         )
 
-    def _authenticate(self, req: Request) -> Mailbox | Response:
-        header = req.header("authorization") or ""
-        scheme, _, encoded = header.partition(" ")
-        username = password = ""
-        if scheme.lower() == "basic":
-            try:
-                username, _, password = base64.b64decode(encoded.strip()).decode("utf-8").partition(":")
-            except (binascii.Error, UnicodeDecodeError):
-                username = password = ""
-        # DOMAIN\user and user@domain both name the mailbox.
-        username = username.rpartition("\\")[2].strip().lower()
-        with self.state.lock:
-            mailbox = self.state.mailboxes.get(username)
-            if mailbox is not None and mailbox.accepts(password):
-                return mailbox
-            self._counts["401"] += 1
-            mfa = mailbox is not None and mailbox.two_factor and password == mailbox.password
-        headers = [("WWW-Authenticate", f'Basic realm="{req.header("host") or "exchange"}"')]
-        if mfa:
-            headers.append(("X-MS-Diagnostics", MFA_DIAGNOSTICS))
-        body = html_page(
-            "401 - Unauthorized", "<h1>401 - Unauthorized: Access is denied due to invalid credentials.</h1>"
-        )
-        return Response(401, body.encode(), "text/html; charset=utf-8", headers)
-
-    def _ews(self, req: Request) -> Response:
-        authenticated = self._authenticate(req)
+    def _ews(self, req: Request, connection: ConnectionState) -> Response:
+        authenticated = self._authenticate(req, connection)
         if isinstance(authenticated, Response):
             return authenticated
         try:
@@ -174,7 +192,7 @@ class ExchangeEmulator(MeetingControls):
         injected = self._take_fault(operation)
         if injected is not None and injected.kind != "busy-item":
             return self._fault_response(injected)
-        with self.state.lock:
+        with self.state.lock, reporting_version(self.server_version):
             context = Context(self.state, authenticated, before_create=self._item_fault_hook())
             try:
                 body = handler(context, operation_elem)
@@ -263,14 +281,22 @@ class ExchangeEmulator(MeetingControls):
             self.state.item_faults.clear()
 
     def request_counts(self) -> dict[str, int]:
-        """EWS requests per operation name (GetFolder, SyncFolderItems, ...) and refused logins ("401")."""
+        """EWS requests per operation name (GetFolder, SyncFolderItems, ...) and refused logins ("401").
+
+        Sign-in round trips that are not refusals (challenges, NTLM legs) are in ``auth_counts``."""
         with self.state.lock:
             return dict(self._counts)
+
+    def set_server_version(self, version: ServerVersion) -> None:
+        """Report this Exchange build in ``ServerVersionInfo`` (``EXCHANGE_2016``, ``EXCHANGE_2019``)."""
+        with self.state.lock:
+            self.server_version = version
 
     def reset_counts(self) -> None:
         """Forget the counts and the request log."""
         with self.state.lock:
             self._counts.clear()
+            self._auth_counts.clear()
         self._requests.clear()
 
     def request_log(self) -> list[LoggedRequest]:
@@ -278,12 +304,16 @@ class ExchangeEmulator(MeetingControls):
         return self._requests.entries()
 
     def reset(self) -> None:
-        """Forget everything: mailboxes, items, sync states, faults, counts, settings."""
+        """Forget everything: mailboxes, items, sync states, faults, counts, settings (the sign-in
+        methods and server version go back to what the emulator was built with)."""
         self._requests.clear()
         with self.state.lock:
             self.state.reset()
             self._faults.clear()
             self._counts.clear()
+            self._auth_counts.clear()
+            self.auth_methods = self._default_auth_methods
+            self.server_version = self._default_server_version
             self.timeout_seconds = DEFAULT_TIMEOUT_SECONDS
             # Release requests hanging in a "timeout" fault.
             self._wake.set()

@@ -12,7 +12,7 @@ import html
 from typing import TYPE_CHECKING, Any
 
 from calendarsync.emulators.exchange_state import zone_of
-from calendarsync.emulators.exchange_xml import EWS_PATH, EwsError
+from calendarsync.emulators.exchange_xml import EWS_PATH, EXCHANGE_2016, EXCHANGE_2019, EwsError
 from calendarsync.emulators.google_http import (
     JsonDict,
     Request,
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 
 # -- control API ---------------------------------------------------------------------------------
+
+SERVER_VERSIONS = {"2016": EXCHANGE_2016, "2019": EXCHANGE_2019}
 
 
 def handle_control(emulator: ExchangeEmulator, req: Request) -> Response:
@@ -48,6 +50,8 @@ def handle_control(emulator: ExchangeEmulator, req: Request) -> Response:
                 return json_response({"messages": [list(message) for message in messages]})
             if name == "calendar":
                 return json_response({"id": emulator.calendar_folder_id(req.arg("email") or "")})
+            if name == "auth":
+                return json_response(_auth_state(emulator))
             return json_response({"error": f"unknown control endpoint {name!r}"}, 404)
         if req.method != "POST":
             return json_response({"error": "use POST"}, 405)
@@ -103,6 +107,13 @@ def _control_post(emulator: ExchangeEmulator, name: str, data: JsonDict) -> Any:
         )
     elif name == "faults/clear":
         emulator.clear_faults()
+    elif name == "auth":
+        # {"methods": ["ntlm", "basic"]} and/or {"server_version": "2016" | "2019"}
+        if "methods" in data:
+            emulator.set_auth_methods(list(data["methods"]))
+        if "server_version" in data:
+            emulator.set_server_version(SERVER_VERSIONS[str(data["server_version"])])
+        return _auth_state(emulator)
     elif name == "reset_counts":
         emulator.reset_counts()
     elif name == "reset":
@@ -110,6 +121,14 @@ def _control_post(emulator: ExchangeEmulator, name: str, data: JsonDict) -> Any:
     else:
         raise KeyError(f"unknown control endpoint {name!r}")
     return {"ok": True}
+
+
+def _auth_state(emulator: ExchangeEmulator) -> JsonDict:
+    return {
+        "methods": list(emulator.auth_methods),
+        "server_version": emulator.server_version.build,
+        "counts": emulator.auth_counts(),
+    }
 
 
 # -- demo page -----------------------------------------------------------------------------------
@@ -296,8 +315,11 @@ def _home_page(emulator: ExchangeEmulator, req: Request, error: str | None = Non
     error_html = f"<p class='error'>{escape(error)}</p>" if error else ""
     body = f"""<h1>Exchange (EWS) emulator</h1>
 {error_html}
-<p>EWS endpoint <code>{escape(req.base_url + EWS_PATH)}</code> (Basic auth).
-Counts: <a href="{base}/_control/counts">/_control/counts</a>.</p>
+<p>EWS endpoint <code>{escape(req.base_url + EWS_PATH)}</code>
+(sign-in: {escape(" and ".join(m.upper() if m == "ntlm" else m.title() for m in emulator.auth_methods))};
+Exchange Server build {escape(emulator.server_version.build)}).
+Counts: <a href="{base}/_control/counts">/_control/counts</a>,
+sign-in: <a href="{base}/_control/auth">/_control/auth</a>.</p>
 {"".join(sections) or "<p>No mailboxes yet.</p>"}
 <h2>Add a mailbox</h2>
 <form method="post" action="{base}/_demo/users">

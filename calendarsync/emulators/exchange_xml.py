@@ -9,8 +9,10 @@ Reference: https://learn.microsoft.com/en-us/exchange/client-developer/web-servi
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from xml.etree.ElementTree import Element  # only the type; parsing goes through defusedxml
 from xml.sax.saxutils import escape, quoteattr
@@ -24,15 +26,57 @@ MESSAGES_NS = "http://schemas.microsoft.com/exchange/services/2006/messages"
 TYPES_NS = "http://schemas.microsoft.com/exchange/services/2006/types"
 ERRORS_NS = "http://schemas.microsoft.com/exchange/services/2006/errors"
 
-# What the emulator says it is: Exchange Server 2016 (build 15.1), as PROVIDERS.md's client config.
-SERVER_VERSION = {
-    "MajorVersion": "15",
-    "MinorVersion": "1",
-    "MajorBuildNumber": "2507",
-    "MinorBuildNumber": "6",
-    "Version": "Exchange2016",
-}
 SOAP_CONTENT_TYPE = "text/xml; charset=utf-8"
+
+
+@dataclass(frozen=True)
+class ServerVersion:
+    """What ``t:ServerVersionInfo`` says: the build, and the schema name the server reports.
+
+    Exchange 2016 and 2019 both report ``Version="V2017_07_11"`` (a schema stamp, not a valid
+    RequestServerVersion: clients keep the version they asked with) and take requests up to
+    ``Exchange2016``; they differ in MinorVersion (1 and 2) and the build numbers.
+    https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/serverversioninfo
+    https://learn.microsoft.com/en-us/exchange/new-features/build-numbers-and-release-dates
+    """
+
+    major: int
+    minor: int
+    major_build: int
+    minor_build: int
+    schema: str = "V2017_07_11"
+
+    @property
+    def build(self) -> str:
+        return f"{self.major}.{self.minor}.{self.major_build}.{self.minor_build}"
+
+    def attributes(self) -> dict[str, str]:
+        return {
+            "MajorVersion": str(self.major),
+            "MinorVersion": str(self.minor),
+            "MajorBuildNumber": str(self.major_build),
+            "MinorBuildNumber": str(self.minor_build),
+            "Version": self.schema,
+        }
+
+
+# Exchange Server 2016 CU23 and Exchange Server 2019 CU14.
+EXCHANGE_2016 = ServerVersion(15, 1, 2507, 6)
+EXCHANGE_2019 = ServerVersion(15, 2, 1544, 4)
+# What the emulator says it is while it answers a request (set by the emulator around a handler).
+_reported_version: contextvars.ContextVar[ServerVersion] = contextvars.ContextVar(
+    "exchange_server_version", default=EXCHANGE_2016
+)
+
+
+@contextmanager
+def reporting_version(version: ServerVersion) -> Iterator[None]:
+    """Envelopes written inside carry this ``ServerVersionInfo``."""
+    token = _reported_version.set(version)
+    try:
+        yield
+    finally:
+        _reported_version.reset(token)
 
 
 def m(tag: str) -> str:
@@ -149,7 +193,7 @@ def parse_request(body: bytes) -> Element:
 
 def envelope(body: Node) -> bytes:
     """A response envelope with the server version header and the m:/t: namespaces."""
-    header = node("s:Header").add(Node("t:ServerVersionInfo", dict(SERVER_VERSION)))
+    header = node("s:Header").add(Node("t:ServerVersionInfo", _reported_version.get().attributes()))
     body.attrs.setdefault("xmlns:m", MESSAGES_NS)
     body.attrs.setdefault("xmlns:t", TYPES_NS)
     root = Node(

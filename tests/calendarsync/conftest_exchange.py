@@ -1,7 +1,9 @@
 """Fixtures for the Exchange (EWS) emulator, served on loopback; imported by the conftest files that need it.
 
 One server for the whole run (``exchange_emulator_server``); ``exchange_emulator`` resets its state
-for every test and adds the test mailbox.
+for every test and adds the test mailbox. The emulator offers NTLM and Basic and says it is
+Exchange Server 2016 (the defaults a test may change with ``set_auth_methods`` and
+``set_server_version``; the reset after each test restores them).
 """
 
 from __future__ import annotations
@@ -33,13 +35,38 @@ class RunningExchangeEmulator:
         """The EWS endpoint, as a user types it into the connect form."""
         return f"{self.url}{EWS_PATH}"
 
-    def credentials(self, email: str | None = None, password: str | None = None) -> dict[str, str]:
-        """The stored credentials dict of an Exchange account (C7: encrypted by the model field)."""
-        return {
+    def credentials(
+        self,
+        email: str | None = None,
+        password: str | None = None,
+        *,
+        auth_type: str | None = None,
+        version: str | None = None,
+    ) -> dict[str, str]:
+        """The stored credentials dict of an Exchange account (C7: encrypted by the model field).
+
+        Without ``auth_type`` and ``version``, as stored before NTLM support (Basic, Exchange 2016)."""
+        stored = {
             "email": email or self.user,
             "password": password or self.password,
             "server_url": self.server_url,
         }
+        if auth_type is not None:
+            stored["auth_type"] = auth_type
+        if version is not None:
+            stored["version"] = version
+        return stored
+
+    def connected_credentials(self, email: str | None = None, password: str | None = None) -> dict[str, str]:
+        """What a connect with the automatic sign-in stores against this emulator: NTLM when it
+        offers NTLM, and the build it reports."""
+        emulator = self.emulator
+        return self.credentials(
+            email,
+            password,
+            auth_type="ntlm" if "ntlm" in emulator.auth_methods else "basic",
+            version=emulator.server_version.build,
+        )
 
 
 @pytest.fixture(scope="session")

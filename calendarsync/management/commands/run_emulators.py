@@ -122,11 +122,13 @@ class Command(BaseCommand):
         )
         for name, value in microsoft.settings(ms_client_id, ms_client_secret).items():
             self.stdout.write(f"export {name}={value}")
-        exchange = exchange_demo.start_exchange_emulator(options["host"], options["exchange_port"])
+        exchange = exchange_demo.start_exchange_emulator(
+            options["host"], options["exchange_port"], var_dir=settings.VAR_DIR
+        )
         self.stdout.write(
-            f"Exchange (EWS) emulator at {exchange.url}/; connect with server URL {exchange_demo.server_url(exchange)}, "
-            f"e-mail {exchange_demo.DEMO_USER}, password {exchange_demo.DEMO_PASSWORD} (two-factor: refused) "
-            f"or app password {exchange_demo.DEMO_APP_PASSWORD}."
+            f"Exchange (EWS) emulator at {exchange.url}/ (Exchange Server 2019, NTLM and Basic); connect with "
+            f"server URL {exchange_demo.server_url(exchange)}, e-mail {exchange_demo.DEMO_USER}, password "
+            f"{exchange_demo.DEMO_PASSWORD} (two-factor: refused) or app password {exchange_demo.DEMO_APP_PASSWORD}."
         )
         self.stdout.flush()
         # Process managers stop us with SIGTERM: shut down as cleanly as on Ctrl-C.

@@ -47,7 +47,13 @@ from calendarsync.providers.base import (
     same_content,
 )
 from calendarsync.providers.exchange.changes import full_listing, incremental_listing
-from calendarsync.providers.exchange.client import KEY_FIELD, TAG_FIELD, ExchangeClient, ExchangeLogin
+from calendarsync.providers.exchange.client import (
+    KEY_FIELD,
+    TAG_FIELD,
+    ExchangeClient,
+    ExchangeLogin,
+    reported_version,
+)
 from calendarsync.providers.exchange.errors import EXCHANGE_FAILURES, Operation, map_exchange_error
 from calendarsync.providers.exchange.mapping import Cursor, item_fields, parse_item
 from calendarsync.providers.exchange.services import EwsCalls
@@ -109,6 +115,10 @@ class ExchangeProvider:
         if not login.email or not login.password or not login.server_url:
             raise AuthRevoked("Incomplete Exchange credentials: reconnect the account")
         return cls(ExchangeClient(login), sleep=sleep, attempts=attempts)
+
+    def server_version(self) -> str:
+        """The Exchange build the server reported in its last answer ("15.2.1544.4" for 2019)."""
+        return reported_version(self._client.account)
 
     # ---------------------------------------------------------------- plumbing
 

@@ -1,11 +1,20 @@
-"""Connecting an Exchange mailbox (C3, C5): find the server, check the login, list the calendars.
+"""Connecting an Exchange Server mailbox (C3, C5): find the server, choose the sign-in, check the login,
+list the calendars.
 
 Nothing is stored here; the caller saves the returned credentials through ``do_connect_account``
 (encrypted at rest, C7). Failures are our provider errors, so the page can say what went wrong:
-``AppPasswordRequired`` (two-factor account, C5), ``AuthRevoked`` (wrong password),
-``ServerUnusable`` (not an EWS address; ``AddressNotAllowed``: an address CalSync may not reach,
-see ``network``), ``TransientError`` (unreachable), ``AutodiscoverFailed``.
-A login without access to the calendar folder (C4) comes back with ``calendar_access`` False.
+``ExchangeOnline`` (a Microsoft 365 mailbox: connect it through Microsoft 365),
+``AppPasswordRequired`` (two-factor account, C5), ``AuthRevoked`` (wrong password, over NTLM as
+over Basic), ``ServerUnusable`` (not an EWS address; ``AddressNotAllowed``: an address CalSync may
+not reach, see ``network``; ``auth.NoSupportedSignIn``: neither NTLM nor Basic offered),
+``TransientError`` (unreachable), ``AutodiscoverFailed``. A login without access to the calendar
+folder (C4) comes back with ``calendar_access`` False.
+
+Exchange Online: Microsoft blocks EWS in Exchange Online from 1 October 2026 and retires it on
+1 April 2027 (PROVIDERS.md); its mailboxes belong to the Microsoft 365 (Graph) path. So a server
+URL on a Microsoft 365 EWS host (``EXCHANGE_ONLINE_HOSTS``, or a subdomain) is refused with
+``ExchangeOnline`` before any request, whether typed, configured or found by autodiscover (whose
+own requests go to the user's domain): neither the password nor any EWS request reaches it.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ from calendarsync.providers.base import (
 )
 from calendarsync.providers.exchange import client
 from calendarsync.providers.exchange.adapter import ExchangeProvider
+from calendarsync.providers.exchange.auth import AUTO, check_auth_type, probe_auth_type
 from calendarsync.providers.exchange.errors import (
     EXCHANGE_FAILURES,
     AddressNotAllowed,
@@ -36,9 +46,52 @@ logger = logging.getLogger(__name__)
 
 EWS_PATH = "/EWS/Exchange.asmx"
 
+# The hosts Microsoft 365 serves Exchange Online's EWS from, per cloud (a subdomain counts too).
+# Microsoft's endpoint lists (MicrosoftDocs/microsoft-365-docs, microsoft-365/includes/
+# office-365-worldwide-endpoints.md, office-365-operated-by-21vianet-endpoints.md and
+# microsoft-365/enterprise/microsoft-365-u-s-government-{gcc-high,dod}-endpoints.md):
+# https://learn.microsoft.com/en-us/microsoft-365/enterprise/urls-and-ip-address-ranges
+EXCHANGE_ONLINE_HOSTS: tuple[str, ...] = (
+    # Worldwide (and GCC): "outlook.office.com, outlook.office365.com" (endpoint set 1).
+    "outlook.office365.com",
+    "outlook.office.com",
+    # Worldwide: "*.outlook.com" (set 8), Exchange Online's older pod hosts (podNNNNN.outlook.com)
+    # and its autodiscover (autodiscover-s.outlook.com).
+    "outlook.com",
+    # US Government GCC High: "outlook.office365.us".
+    "outlook.office365.us",
+    # US Government DoD: "outlook-dod.office365.us, webmail.apps.mil".
+    "outlook-dod.office365.us",
+    "webmail.apps.mil",
+    # Operated by 21Vianet in China: "partner.outlook.cn, *.partner.outlook.cn".
+    "partner.outlook.cn",
+    # Microsoft Cloud Deutschland (closed; its mailboxes moved to outlook.office365.com).
+    "outlook.office.de",
+)
+
 
 class AutodiscoverFailed(ProviderError):
     """No server URL was given and autodiscover could not find the mailbox's EWS endpoint."""
+
+
+class ExchangeOnline(ProviderError):
+    """The mailbox is in Exchange Online (Microsoft 365): it connects through Microsoft 365, not EWS."""
+
+
+def is_exchange_online(url: str) -> bool:
+    """Is the URL's host a Microsoft 365 EWS host (or a subdomain of one)?"""
+    host = (urlsplit(url.strip()).hostname or "").rstrip(".").lower()
+    return any(host == online or host.endswith(f".{online}") for online in EXCHANGE_ONLINE_HOSTS)
+
+
+def refuse_exchange_online(url: str, *, found_by: str) -> None:
+    """``ExchangeOnline`` for a Microsoft 365 EWS URL (before anything is sent to it)."""
+    if is_exchange_online(url):
+        logger.info("Exchange connect refused: %s is an Exchange Online URL", found_by)
+        raise ExchangeOnline(
+            "This mailbox is in Exchange Online (Microsoft 365): connect it through Microsoft 365",
+            code="exchange-online",
+        )
 
 
 @dataclass(frozen=True)
@@ -63,12 +116,19 @@ def normalize_server_url(url: str) -> str:
 
 
 def find_server_url(email: str, password: str, server_url: str) -> str:
-    """The URL the user gave; else the configured one (local development); else autodiscover."""
+    """The URL the user gave; else the configured one (local development); else autodiscover.
+
+    ``ExchangeOnline`` for a Microsoft 365 URL: a typed or configured one before any request, one
+    autodiscover found before anything goes to it."""
     if server_url:
-        return normalize_server_url(server_url)
+        url = normalize_server_url(server_url)
+        refuse_exchange_online(url, found_by="the typed server URL")
+        return url
     configured = str(getattr(settings, "EXCHANGE_SERVER_URL", "") or "")
     if configured:
-        return normalize_server_url(configured)
+        url = normalize_server_url(configured)
+        refuse_exchange_online(url, found_by="EXCHANGE_SERVER_URL")
+        return url
     try:
         found = client.discover_service_endpoint(email, password)
     except EXCHANGE_FAILURES as exc:
@@ -77,6 +137,7 @@ def find_server_url(email: str, password: str, server_url: str) -> str:
             raise error from exc
         logger.info("Exchange autodiscover failed for a connect: %s", type(exc).__name__)
         raise AutodiscoverFailed("Autodiscover found no Exchange server for this address") from exc
+    refuse_exchange_online(found, found_by="autodiscover's answer")
     try:
         check_server_url(found)
     except ProviderError as exc:
@@ -97,15 +158,28 @@ def check_server_url(url: str) -> None:
         raise map_exchange_error(exc) from exc
 
 
-def verify_login(email: str, password: str, server_url: str = "", **provider_options: Any) -> VerifiedLogin:
-    """Sign in once and list the calendars; raises a ``ProviderError`` saying why it failed."""
+def verify_login(
+    email: str, password: str, server_url: str = "", *, auth_type: str = AUTO, **provider_options: Any
+) -> VerifiedLogin:
+    """Sign in once and list the calendars; raises a ``ProviderError`` saying why it failed.
+
+    ``auth_type``: "auto" (the server's 401 challenges decide: NTLM when offered, else Basic; one
+    request without credentials), or the user's choice, "ntlm" or "basic". The returned
+    credentials carry the ``auth_type`` used and the ``version`` (build) the server reported.
+    """
+    check_auth_type(auth_type)
     url = find_server_url(email, password, server_url)
     check_server_url(url)
-    credentials = {"email": email, "password": password, "server_url": url}
+    chosen = probe_auth_type(url) if auth_type == AUTO else auth_type
+    credentials = {"email": email, "password": password, "server_url": url, "auth_type": chosen}
     # One attempt: a person is waiting, and a failure is reported at once.
     provider = ExchangeProvider.from_credentials(credentials, **{"attempts": 1, **provider_options})
     try:
         calendars = provider.list_calendars()
     except InsufficientPermissions:
-        return VerifiedLogin(credentials=credentials, calendars=[], calendar_access=False)
-    return VerifiedLogin(credentials=credentials, calendars=calendars)
+        calendars, calendar_access = [], False
+    else:
+        calendar_access = True
+    # Sync runs then tell exchangelib the version up front: no request to find it out.
+    credentials["version"] = provider.server_version()
+    return VerifiedLogin(credentials=credentials, calendars=calendars, calendar_access=calendar_access)

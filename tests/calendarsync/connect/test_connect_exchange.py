@@ -85,7 +85,7 @@ def test_c3_connecting_saves_the_account_and_its_calendar(
         exchange_emulator.user,
         AccountState.ACTIVE,
     )
-    assert stored(account) == exchange_emulator.credentials()
+    assert stored(account) == exchange_emulator.connected_credentials()  # NTLM: the emulator offers it
     [calendar] = RemoteCalendar.objects.filter(account=account)
     assert (calendar.name, calendar.is_primary, calendar.can_write) == ("Calendar", True, True)
     assert calendar.external_id == exchange_emulator.emulator.calendar_folder_id(exchange_emulator.user)
@@ -94,12 +94,15 @@ def test_c3_connecting_saves_the_account_and_its_calendar(
     assert "Calendar" in page
 
 
+@pytest.mark.parametrize("sign_in", ["basic", "ntlm"])
 def test_c7_the_password_is_encrypted_and_never_shown_or_logged(
     owner_client: Client,
     owner: User,
     exchange_emulator: RunningExchangeEmulator,
     caplog: pytest.LogCaptureFixture,
+    sign_in: str,
 ) -> None:
+    exchange_emulator.emulator.set_auth_methods([sign_in])
     caplog.set_level(logging.DEBUG)
     # Settings keep exchangelib at WARNING; open it up here to prove the header redaction too.
     caplog.set_level(logging.DEBUG, logger="exchangelib")
@@ -116,7 +119,9 @@ def test_c7_the_password_is_encrypted_and_never_shown_or_logged(
     page = owner_client.get(reverse("calendarsync:page")).content.decode()
     assert password not in page
     # exchangelib logs its request headers at DEBUG: the Authorization header is blanked.
-    assert "'Authorization': 'Basic [redacted]'" in caplog.text
+    if sign_in == "basic":
+        assert "'Authorization': 'Basic [redacted]'" in caplog.text
+    assert "TlRMTVNTUAAD" not in caplog.text  # no NTLM answer (its response can be cracked offline)
     assert password not in caplog.text
     assert basic not in caplog.text
     assert repr(CalendarAccount.objects.get(user=owner).credentials).count(password) == 0

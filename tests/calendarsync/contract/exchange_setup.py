@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import pytest
 
+from calendarsync.emulators.exchange_xml import EXCHANGE_2016, EXCHANGE_2019, ServerVersion
 from calendarsync.providers.base import CalendarProvider
 
 if TYPE_CHECKING:
@@ -114,4 +116,54 @@ def exchange_setup(request: pytest.FixtureRequest) -> ContractSetup:
     setup.provider = adapter.ExchangeProvider.from_credentials(
         running.credentials(), sleep=setup.sleeps.append
     )
+    return setup
+
+
+# --------------------------------------------------------------------------- sign-in variants (issue #16)
+
+
+@dataclass(frozen=True)
+class SignInVariant:
+    """An Exchange Server as the connect meets it: what it offers, what it says it is, what the user
+    chose under Advanced, and the sign-in the connect should store."""
+
+    name: str
+    offered: tuple[str, ...]
+    version: ServerVersion
+    auth_type: str
+    stored: str
+
+
+SIGN_IN_VARIANTS = (
+    SignInVariant("ntlm-only-2016", ("ntlm",), EXCHANGE_2016, "auto", "ntlm"),
+    SignInVariant("basic-only-2019", ("basic",), EXCHANGE_2019, "auto", "basic"),
+    SignInVariant("both-2019", ("ntlm", "basic"), EXCHANGE_2019, "auto", "ntlm"),
+    SignInVariant("both-basic-chosen-2016", ("ntlm", "basic"), EXCHANGE_2016, "basic", "basic"),
+)
+
+
+def exchange_sign_in_setup(request: pytest.FixtureRequest, variant: SignInVariant) -> ContractSetup:
+    """The adapter as a connect leaves it: ``verify_login`` against the emulator set up as
+    ``variant``, then the provider built from the credentials it returned (as a sync run does)."""
+    from calendarsync.providers import retry
+    from calendarsync.providers.exchange import adapter
+    from calendarsync.providers.exchange.connect import verify_login
+    from tests.calendarsync.contract.conftest import ContractSetup
+
+    running = request.getfixturevalue("exchange_emulator")
+    request.getfixturevalue("settings").CALSYNC_HTTP_TIMEOUT_SECONDS = 1
+    running.emulator.set_auth_methods(variant.offered)
+    running.emulator.set_server_version(variant.version)
+    login = verify_login(running.user, running.password, running.server_url, auth_type=variant.auth_type)
+    assert login.credentials["auth_type"] == variant.stored
+    assert login.credentials["version"] == variant.version.build
+    setup = ContractSetup(
+        provider=None,  # type: ignore[arg-type]  # set below: the sleep callback needs the setup
+        control=ExchangeControl(running),
+        retry_attempts=retry.MAX_ATTEMPTS,
+        bulk_batch_size=adapter.BATCH_SIZE,
+        initial_access_token=None,
+    )
+    setup.provider = adapter.ExchangeProvider.from_credentials(login.credentials, sleep=setup.sleeps.append)
+    running.emulator.reset_counts()
     return setup
