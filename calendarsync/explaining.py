@@ -40,7 +40,8 @@ def explanation_for(activity: Activity, viewer: User, now: dt.datetime) -> Expla
         link,
         now,
         viewer_id=viewer.pk,
-        viewer_attends=activity.owner_id != viewer.pk and activity.attending_users.filter(pk=viewer.pk).exists(),
+        viewer_attends=activity.owner_id != viewer.pk
+        and activity.attending_users.filter(pk=viewer.pk).exists(),
         failure=failure,
         tz=viewer.tzinfo,
     )

@@ -21,4 +21,6 @@ def activity_sync(request: AuthedHttpRequest, pk: int) -> HttpResponse:
     if activity is None:
         raise Http404
     why = explanation_for(activity, request.user, timezone.now())
-    return render(request, "calendarsync/_explanation.html", {"why": why, "activity": activity, "popover": True})
+    return render(
+        request, "calendarsync/_explanation.html", {"why": why, "activity": activity, "popover": True}
+    )

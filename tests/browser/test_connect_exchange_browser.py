@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from accounts.models import User
 from calendarsync.models import AccountState, CalendarAccount, EventLink, Provider
@@ -154,3 +155,53 @@ def test_r10_reconnect_as_another_mailbox_is_refused_on_the_form(
     )
     account.refresh_from_db()
     assert (account.email, account.state) == (exchange_emulator.user, AccountState.NEEDS_RECONNECT)
+
+
+@pytest.fixture
+def ms_page(browser: Browser, browser_env: None) -> Iterator[Page]:
+    """The Microsoft sign-in emulator serves https with its own certificate."""
+    context = browser.new_context(timezone_id="Europe/Berlin", ignore_https_errors=True)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def test_16_an_exchange_online_mailbox_is_sent_to_the_microsoft_365_connect(
+    ms_page: Page, live_server: Any, microsoft_emulator: Any, owner: User
+) -> None:
+    page = ms_page
+    open_calendar_sync(page, live_server.url, owner)
+    expect(page.locator("#connect-account")).to_contain_text(
+        "Exchange Online and Microsoft 365 mailboxes connect through Microsoft 365."
+    )
+    page.get_by_role("link", name="Microsoft Exchange Server (on-premises)").click()
+    page.get_by_label("E-mail address").fill("pat@contoso.com")
+    page.get_by_label("Password").fill("secret")
+    page.get_by_label("Server URL (optional)").fill("https://outlook.office365.com/EWS/Exchange.asmx")
+    page.get_by_role("button", name="Connect", exact=True).click()
+    expect(page.locator("#exchange-online-help")).to_contain_text("This mailbox is in Exchange Online")
+    assert not CalendarAccount.objects.filter(user=owner).exists()
+
+    page.get_by_role("button", name="Connect with Microsoft 365").click()
+    expect(page.get_by_text("Sign in with Microsoft (emulator)")).to_be_visible()
+    assert page.url.startswith(microsoft_emulator.identity_url)
+
+
+def test_16_an_on_premises_server_connects_over_ntlm_chosen_under_advanced(
+    page: Page, live_server: Any, exchange_emulator: Any, owner: User
+) -> None:
+    exchange_emulator.emulator.set_auth_methods(["ntlm", "basic"])
+    open_calendar_sync(page, live_server.url, owner)
+    page.get_by_role("link", name="Microsoft Exchange Server (on-premises)").click()
+    page.get_by_label("E-mail address").fill(exchange_emulator.user)
+    page.get_by_label("Password").fill(exchange_emulator.password)
+    page.get_by_label("Server URL (optional)").fill(exchange_emulator.server_url)
+    page.locator("#exchange-advanced summary").click()
+    page.get_by_label("Sign-in method").select_option("ntlm")
+    page.get_by_role("button", name="Connect", exact=True).click()
+    expect(page.get_by_text(f"Connected {exchange_emulator.user}.")).to_be_visible()
+    account = CalendarAccount.objects.get(user=owner)
+    assert dict(account.credentials or {})["auth_type"] == "ntlm"
+    assert exchange_emulator.emulator.auth_counts().get("ntlm-signed-in", 0) > 0
+    assert exchange_emulator.emulator.auth_counts().get("basic-signed-in", 0) == 0

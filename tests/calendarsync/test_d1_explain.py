@@ -75,7 +75,9 @@ def connected(owner: User, **account_fields: Any) -> tuple[CalendarAccount, Sync
         user=owner, provider=Provider.GOOGLE, email="alice@gmail.test", **account_fields
     )
     preferences = SyncPreferences.objects.create(account=account, sync_started_at=STARTED)
-    preferences.outgoing_types.set(ActivityType.objects.filter(company=owner.company, name__in=["Meeting", "Call"]))
+    preferences.outgoing_types.set(
+        ActivityType.objects.filter(company=owner.company, name__in=["Meeting", "Call"])
+    )
     return account, preferences
 
 
@@ -94,11 +96,16 @@ def stored(owner: User, code: Reason, status: SyncStatus, error: str = "", **acc
     return Case(activity, account, preferences)
 
 
-def judged(owner: User, *, start: dt.datetime, type_name: str = "Meeting", changed: dt.datetime = NOW) -> Case:
+def judged(
+    owner: User, *, start: dt.datetime, type_name: str = "Meeting", changed: dt.datetime = NOW
+) -> Case:
     """An activity no run or save decided on: ``explain`` applies the engine's rules."""
     account, preferences = connected(owner)
     activity = make_activity(
-        owner, subject="Demo", start_at=start, type=ActivityType.objects.get(company=owner.company, name=type_name)
+        owner,
+        subject="Demo",
+        start_at=start,
+        type=ActivityType.objects.get(company=owner.company, name=type_name),
     )
     Activity.objects.filter(pk=activity.pk).update(sync_status=None, sync_code="", sync_changed_at=changed)
     activity.refresh_from_db()
@@ -108,13 +115,16 @@ def judged(owner: User, *, start: dt.datetime, type_name: str = "Meeting", chang
 def entry(owner: User, code: Reason, title: str = "Doctor", detail: str = "") -> Case:
     account, preferences = connected(owner)
     run = SyncRun.objects.create(account=account, started_at=NOW, outcome=SyncRun.Outcome.OK)
-    item = SyncRunEntry.objects.create(run=run, direction="in", action="skipped", code=code, title=title, detail=detail)
+    item = SyncRunEntry.objects.create(
+        run=run, direction="in", action="skipped", code=code, title=title, detail=detail
+    )
     return Case(item, account, preferences)
 
 
 def synced(owner: User) -> Case:
     case = stored(owner, Reason.SYNCED, SyncStatus.SYNCED)
     assert isinstance(case.item, Activity)
+    assert case.account is not None
     case.link = EventLink.objects.create(
         account=case.account,
         activity=case.item,
@@ -134,8 +144,11 @@ def for_colleague(owner: User, *, attends: bool) -> Case:
 
 
 def refused(owner: User) -> Case:
-    case = stored(owner, Reason.REFUSED, SyncStatus.ERROR, "The calendar refused this item (forbiddenForNonOrganizer)")
+    case = stored(
+        owner, Reason.REFUSED, SyncStatus.ERROR, "The calendar refused this item (forbiddenForNonOrganizer)"
+    )
     assert isinstance(case.item, Activity)
+    assert case.account is not None
     failure = ItemFailure.objects.create(
         account=case.account,
         activity=case.item,
@@ -180,7 +193,10 @@ def stopped(owner: User) -> Case:
 # reason -> (how to get there, what the explanation's message must contain)
 EXAMPLES: dict[Reason, tuple[Callable[[User], Case], str]] = {
     Reason.SYNCED: (synced, "Synced with alice@gmail.test at 13:03."),
-    Reason.SHARED_MEETING: (lambda o: for_colleague(o, attends=True), "In your calendar too: Owner owns this meeting"),
+    Reason.SHARED_MEETING: (
+        lambda o: for_colleague(o, attends=True),
+        "In your calendar too: Owner owns this meeting",
+    ),
     Reason.PENDING: (
         lambda o: judged(o, start=NOW + dt.timedelta(days=2)),
         "Waiting: goes out with the next sync (about a minute).",
@@ -190,7 +206,9 @@ EXAMPLES: dict[Reason, tuple[Callable[[User], Case], str]] = {
         "the next sync reads the calendar's copy",
     ),
     Reason.CALENDAR_BUSY: (
-        lambda o: stored(o, Reason.CALENDAR_BUSY, SyncStatus.PENDING, "The calendar did not answer; will retry"),
+        lambda o: stored(
+            o, Reason.CALENDAR_BUSY, SyncStatus.PENDING, "The calendar did not answer; will retry"
+        ),
         "Waiting: Google did not answer",
     ),
     Reason.CHANGED_MEANWHILE: (
@@ -205,7 +223,10 @@ EXAMPLES: dict[Reason, tuple[Callable[[User], Case], str]] = {
         account_waits(AccountState.INSUFFICIENT_PERMISSIONS),
         "Waiting: Google does not allow CalSync to use your calendar.",
     ),
-    Reason.ACCOUNT_ERROR: (account_waits(AccountState.ERROR), "Waiting: the last sync failed; we retry shortly."),
+    Reason.ACCOUNT_ERROR: (
+        account_waits(AccountState.ERROR),
+        "Waiting: the last sync failed; we retry shortly.",
+    ),
     Reason.NO_ACCOUNT: (no_account, "Not synced: you have no calendar connected."),
     Reason.SYNC_NOT_STARTED: (not_started, "Not synced: your calendar sync is not started yet."),
     Reason.SYNC_STOPPED: (stopped, "Not syncing: the calendar sync was stopped."),
@@ -244,7 +265,9 @@ EXAMPLES: dict[Reason, tuple[Callable[[User], Case], str]] = {
     ),
     Reason.REFUSED: (refused, "Error: Google refused the change (you are not the organizer)."),
     Reason.NOT_FOUND: (
-        lambda o: stored(o, Reason.NOT_FOUND, SyncStatus.ERROR, "The calendar could not find this event (HTTP 404)"),
+        lambda o: stored(
+            o, Reason.NOT_FOUND, SyncStatus.ERROR, "The calendar could not find this event (HTTP 404)"
+        ),
         "Error: Google could not find the event (the event no longer exists).",
     ),
     Reason.FAILED: (
@@ -252,10 +275,16 @@ EXAMPLES: dict[Reason, tuple[Callable[[User], Case], str]] = {
         "Error: the sync could not send it.",
     ),
     Reason.ONE_WAY: (lambda o: entry(o, Reason.ONE_WAY), "one-way sync: calendar events are not imported"),
-    Reason.EVENT_BEFORE_START: (lambda o: entry(o, Reason.EVENT_BEFORE_START), "existed before you started the sync"),
+    Reason.EVENT_BEFORE_START: (
+        lambda o: entry(o, Reason.EVENT_BEFORE_START),
+        "existed before you started the sync",
+    ),
     Reason.EVENT_PAST: (lambda o: entry(o, Reason.EVENT_PAST), "in the past"),
     Reason.BEYOND_HORIZON: (lambda o: entry(o, Reason.BEYOND_HORIZON), "too far in the future"),
-    Reason.PRIVATE_EVENT: (lambda o: entry(o, Reason.PRIVATE_EVENT), "private event, your setting is Don't sync"),
+    Reason.PRIVATE_EVENT: (
+        lambda o: entry(o, Reason.PRIVATE_EVENT),
+        "private event, your setting is Don't sync",
+    ),
     Reason.MADE_PRIVATE: (lambda o: entry(o, Reason.MADE_PRIVATE), "made private in the calendar"),
     Reason.DECLINED: (lambda o: entry(o, Reason.DECLINED), "a meeting you declined"),
     Reason.NO_INCOMING_TYPE: (lambda o: entry(o, Reason.NO_INCOMING_TYPE), "no activity type is chosen"),
@@ -269,12 +298,18 @@ EXAMPLES: dict[Reason, tuple[Callable[[User], Case], str]] = {
         lambda o: entry(o, Reason.NOT_APPLIED, detail="DataError"),
         "the calendar change could not be applied (DataError)",
     ),
-    Reason.DUPLICATE_MEETING: (lambda o: entry(o, Reason.DUPLICATE_MEETING), "already stands for this meeting"),
+    Reason.DUPLICATE_MEETING: (
+        lambda o: entry(o, Reason.DUPLICATE_MEETING),
+        "already stands for this meeting",
+    ),
     Reason.SERIES_KEPT: (lambda o: entry(o, Reason.SERIES_KEPT), "a recurring series is never deleted"),
     Reason.REASSIGNED: (lambda o: entry(o, Reason.REASSIGNED), "given to another user"),
     Reason.ACTIVITY_GONE: (lambda o: entry(o, Reason.ACTIVITY_GONE), "the activity was deleted meanwhile"),
     Reason.LINKED_ELSEWHERE: (lambda o: entry(o, Reason.LINKED_ELSEWHERE), "linked to another event"),
-    Reason.MEETING_IN_PROGRESS: (lambda o: entry(o, Reason.MEETING_IN_PROGRESS), "a colleague's sync is making"),
+    Reason.MEETING_IN_PROGRESS: (
+        lambda o: entry(o, Reason.MEETING_IN_PROGRESS),
+        "a colleague's sync is making",
+    ),
     Reason.UNCONFIRMED_DELETION: (
         lambda o: entry(o, Reason.UNCONFIRMED_DELETION, detail="HTTP 500"),
         "missing from the calendar's listing but could not be read (HTTP 500)",
@@ -300,7 +335,9 @@ def test_d1_every_code_has_words_and_an_example() -> None:
 
 def test_d1_every_code_is_recorded_or_derived() -> None:
     """No dead code: each is given by the engine (calendarsync/sync) or by ``explain`` itself."""
-    sources = "".join(path.read_text() for path in (ENGINE / "sync").glob("*.py") if path.name != "reasons.py")
+    sources = "".join(
+        path.read_text() for path in (ENGINE / "sync").glob("*.py") if path.name != "reasons.py"
+    )
     used = set(re.findall(r"Reason\.([A-Z_]+)", sources))
     assert {reason.name for reason in Reason} <= used
 
@@ -325,7 +362,10 @@ def test_d1_a_refusal_says_when_it_is_retried_in_the_users_zone(owner: User) -> 
 
 def test_d1_type_not_sent_links_to_the_options(owner: User) -> None:
     explanation = EXAMPLES[Reason.TYPE_NOT_SENT][0](owner).explain()
-    assert (explanation.action_label, explanation.action_url) == ("Change", "/preferences/calendar-sync/#sync-options")
+    assert (explanation.action_label, explanation.action_url) == (
+        "Change",
+        "/preferences/calendar-sync/#sync-options",
+    )
 
 
 def test_d1_before_start_says_what_to_change(owner: User) -> None:
@@ -355,7 +395,9 @@ def test_a6_a_masked_activity_has_no_explanation(owner: User) -> None:
 
 def test_d1_r16_an_account_in_error_only_for_lasting_refusals_holds_nothing(owner: User) -> None:
     """Its runs go through: a waiting item still just waits for the next one."""
-    case = stored(owner, Reason.PENDING, SyncStatus.PENDING, state=AccountState.ERROR, state_detail="1 item …")
+    case = stored(
+        owner, Reason.PENDING, SyncStatus.PENDING, state=AccountState.ERROR, state_detail="1 item …"
+    )
     assert case.explain().code == Reason.PENDING
 
 

@@ -91,13 +91,12 @@ def test_d1_a_colleague_hears_whose_sync_covers_it(
     assert "owner@gmail.test" not in html
 
 
-def test_a6_a_colleagues_private_activity_explains_nothing(
-    owner: User, colleague_client: Client
-) -> None:
+def test_a6_a_colleagues_private_activity_explains_nothing(owner: User, colleague_client: Client) -> None:
     activity = made_before_start(owner, visibility=Visibility.OWNER)
     html = why(colleague_client, activity)
     assert "Private: only its owner sees its sync status." in html
-    assert "created before" not in html and "Pitch" not in html
+    assert "created before" not in html
+    assert "Pitch" not in html
     page = colleague_client.get(reverse("activities:detail", args=[activity.pk])).content.decode()
     assert "created before" not in page
 
@@ -120,7 +119,8 @@ def test_a5_an_activity_the_user_may_not_see_is_not_found(
 
 def test_d1_the_popover_needs_a_login(owner: User, client: Client) -> None:
     response = client.get(reverse("calendarsync:activity_sync", args=[make_activity(owner).pk]))
-    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+    assert response.status_code == 302
+    assert "/accounts/login/" in response["Location"]
 
 
 def popover_buttons(html: str) -> list[str]:

@@ -66,9 +66,7 @@ def test_16_an_autodiscover_answer_on_exchange_online_is_refused(
     owner_client: Client, owner: User, nothing_sent: list[str], monkeypatch: pytest.MonkeyPatch, settings: Any
 ) -> None:
     settings.EXCHANGE_SERVER_URL = ""
-    monkeypatch.setattr(
-        exchange_client, "discover_service_endpoint", lambda email, password: ONLINE_URLS[0]
-    )
+    monkeypatch.setattr(exchange_client, "discover_service_endpoint", lambda email, password: ONLINE_URLS[0])
     response = owner_client.post(URL, {"email": "pat@contoso.com", "password": "secret", "server_url": ""})
     assert response.status_code == 400
     assert "This mailbox is in Exchange Online" in page(response)
@@ -89,7 +87,8 @@ def test_16_the_form_says_where_exchange_online_goes_and_offers_the_sign_in_meth
     assert 'id="exchange-online-note"' in html
     assert '<details class="form-advanced" id="exchange-advanced">' in html  # closed: automatic
     for value, label in (("auto", "Automatic"), ("ntlm", "NTLM"), ("basic", "Basic")):
-        assert f'value="{value}"' in html and label in html
+        assert f'value="{value}"' in html
+        assert label in html
 
 
 @pytest.mark.parametrize("auth_type", ["ntlm", "basic"])

@@ -38,7 +38,9 @@ def test_d2_the_log_shows_a_skipped_private_event_a_past_event_and_a_refused_ite
     sync_env.sync()
     now = timezone.now()
     sync_env.control.create_event("Doctor", soon(3, 8), soon(3, 9), private=True)
-    sync_env.control.create_event("Team offsite", now - dt.timedelta(days=2), now - dt.timedelta(days=2, hours=-3))
+    sync_env.control.create_event(
+        "Team offsite", now - dt.timedelta(days=2), now - dt.timedelta(days=2, hours=-3)
+    )
     board.location = "Room 1"
     board.save()
     sync_env.control.inject_event_failure(sync_env.link_of(board).external_id, status=403)
@@ -79,9 +81,11 @@ def test_d2_a_run_logs_what_came_in_and_went_out(sync_env: SyncEnv) -> None:
     assert ("Pipeline review", Reason.SENT, "out", "created") in lines
     assert ("Lunch with Sam", Reason.IMPORTED, "in", "created") in lines
     imported = entries.get(code=Reason.IMPORTED)
-    assert imported.activity is not None and imported.activity.subject == "Lunch with Sam"
+    assert imported.activity is not None
+    assert imported.activity.subject == "Lunch with Sam"
     explanation = explain(imported, sync_env.account, None, None, timezone.now())
-    assert explanation is not None and explanation.message == "imported as an activity"
+    assert explanation is not None
+    assert explanation.message == "imported as an activity"
 
 
 def test_d2_an_idle_run_writes_no_log(sync_env: SyncEnv) -> None:
