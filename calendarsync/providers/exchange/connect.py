@@ -40,48 +40,28 @@ from calendarsync.providers.exchange.errors import (
     AddressNotAllowed,
     map_exchange_error,
 )
-from calendarsync.providers.exchange.network import check_url, plain_http_allowed
+from calendarsync.providers.exchange.network import (
+    EXCHANGE_ONLINE_HOSTS,
+    check_url,
+    exchange_online_refusals,
+    is_exchange_online,
+    plain_http_allowed,
+)
+
+__all__ = ["EXCHANGE_ONLINE_HOSTS", "is_exchange_online"]
 
 logger = logging.getLogger(__name__)
 
 EWS_PATH = "/EWS/Exchange.asmx"
 
+
 # The hosts Microsoft 365 serves Exchange Online's EWS from, per cloud (a subdomain counts too).
-# Microsoft's endpoint lists (MicrosoftDocs/microsoft-365-docs, microsoft-365/includes/
-# office-365-worldwide-endpoints.md, office-365-operated-by-21vianet-endpoints.md and
-# microsoft-365/enterprise/microsoft-365-u-s-government-{gcc-high,dod}-endpoints.md):
-# https://learn.microsoft.com/en-us/microsoft-365/enterprise/urls-and-ip-address-ranges
-EXCHANGE_ONLINE_HOSTS: tuple[str, ...] = (
-    # Worldwide (and GCC): "outlook.office.com, outlook.office365.com" (endpoint set 1).
-    "outlook.office365.com",
-    "outlook.office.com",
-    # Worldwide: "*.outlook.com" (set 8), Exchange Online's older pod hosts (podNNNNN.outlook.com)
-    # and its autodiscover (autodiscover-s.outlook.com).
-    "outlook.com",
-    # US Government GCC High: "outlook.office365.us".
-    "outlook.office365.us",
-    # US Government DoD: "outlook-dod.office365.us, webmail.apps.mil".
-    "outlook-dod.office365.us",
-    "webmail.apps.mil",
-    # Operated by 21Vianet in China: "partner.outlook.cn, *.partner.outlook.cn".
-    "partner.outlook.cn",
-    # Microsoft Cloud Deutschland (closed; its mailboxes moved to outlook.office365.com).
-    "outlook.office.de",
-)
-
-
 class AutodiscoverFailed(ProviderError):
     """No server URL was given and autodiscover could not find the mailbox's EWS endpoint."""
 
 
 class ExchangeOnline(ProviderError):
     """The mailbox is in Exchange Online (Microsoft 365): it connects through Microsoft 365, not EWS."""
-
-
-def is_exchange_online(url: str) -> bool:
-    """Is the URL's host a Microsoft 365 EWS host (or a subdomain of one)?"""
-    host = (urlsplit(url.strip()).hostname or "").rstrip(".").lower()
-    return any(host == online or host.endswith(f".{online}") for online in EXCHANGE_ONLINE_HOSTS)
 
 
 def refuse_exchange_online(url: str, *, found_by: str) -> None:
@@ -130,11 +110,15 @@ def find_server_url(email: str, password: str, server_url: str) -> str:
         refuse_exchange_online(url, found_by="EXCHANGE_SERVER_URL")
         return url
     try:
-        found = client.discover_service_endpoint(email, password)
+        with exchange_online_refusals() as refused:
+            found = client.discover_service_endpoint(email, password)
     except EXCHANGE_FAILURES as exc:
         error = map_exchange_error(exc)
         if isinstance(error, AuthRevoked):
             raise error from exc
+        if refused:
+            # Autodiscover was sent on to Microsoft 365 (the guard let nothing go there).
+            refuse_exchange_online(refused[0], found_by="autodiscover's redirect")
         logger.info("Exchange autodiscover failed for a connect: %s", type(exc).__name__)
         raise AutodiscoverFailed("Autodiscover found no Exchange server for this address") from exc
     refuse_exchange_online(found, found_by="autodiscover's answer")

@@ -21,7 +21,8 @@ import ipaddress
 import logging
 import socket
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -140,6 +141,63 @@ def check_url(url: str) -> None:
     if not parts.hostname:
         raise BlockedAddress(url)
     check_host(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+
+
+# Microsoft's endpoint lists (MicrosoftDocs/microsoft-365-docs, microsoft-365/includes/
+# office-365-worldwide-endpoints.md, office-365-operated-by-21vianet-endpoints.md and
+# microsoft-365/enterprise/microsoft-365-u-s-government-{gcc-high,dod}-endpoints.md):
+# https://learn.microsoft.com/en-us/microsoft-365/enterprise/urls-and-ip-address-ranges
+EXCHANGE_ONLINE_HOSTS: tuple[str, ...] = (
+    # Worldwide (and GCC): "outlook.office.com, outlook.office365.com" (endpoint set 1).
+    "outlook.office365.com",
+    "outlook.office.com",
+    # Worldwide: "*.outlook.com" (set 8), Exchange Online's older pod hosts (podNNNNN.outlook.com)
+    # and its autodiscover (autodiscover-s.outlook.com).
+    "outlook.com",
+    # US Government GCC High: "outlook.office365.us".
+    "outlook.office365.us",
+    # US Government DoD: "outlook-dod.office365.us, webmail.apps.mil".
+    "outlook-dod.office365.us",
+    "webmail.apps.mil",
+    # Operated by 21Vianet in China: "partner.outlook.cn, *.partner.outlook.cn".
+    "partner.outlook.cn",
+    # Microsoft Cloud Deutschland (closed; its mailboxes moved to outlook.office365.com).
+    "outlook.office.de",
+)
+
+
+def is_exchange_online(url: str) -> bool:
+    """Is the URL's host a Microsoft 365 EWS host (or a subdomain of one)?"""
+    host = (urlsplit(url.strip()).hostname or "").rstrip(".").lower()
+    return any(host == online or host.endswith(f".{online}") for online in EXCHANGE_ONLINE_HOSTS)
+
+
+class ExchangeOnlineHost(OSError):
+    """A request to Exchange Online: EWS there is off (issue #16); refused like a closed port."""
+
+
+_online_refusals = threading.local()
+
+
+@contextmanager
+def exchange_online_refusals() -> Iterator[list[str]]:
+    """Collect the Exchange Online URLs the guard refused in this thread meanwhile (autodiscover
+    sent on to Microsoft 365 means the mailbox is there)."""
+    refused: list[str] = []
+    previous = getattr(_online_refusals, "urls", None)
+    _online_refusals.urls = refused
+    try:
+        yield refused
+    finally:
+        _online_refusals.urls = previous
+
+
+def _refuse_exchange_online(url: str) -> None:
+    if is_exchange_online(url):
+        collected = getattr(_online_refusals, "urls", None)
+        if collected is not None:
+            collected.append(url)
+        raise ExchangeOnlineHost(f"{urlsplit(url).hostname} is Exchange Online")
 
 
 def plain_http_allowed(url: str) -> bool:
@@ -298,6 +356,11 @@ class GuardedHTTPAdapter(HTTPAdapter):
         cert: bytes | str | tuple[bytes | str, bytes | str] | None = None,
         proxies: Mapping[str, str] | None = None,
     ) -> Response:
+        try:
+            # Nothing, credentials least of all, goes to Exchange Online (EWS is off there).
+            _refuse_exchange_online(request.url or "")
+        except ExchangeOnlineHost as exc:
+            raise requests.exceptions.ConnectionError(exc, request=request) from exc
         if proxies and request.url and select_proxy(request.url, dict(proxies)):
             try:
                 check_url(request.url)

@@ -131,3 +131,55 @@ def test_16_an_unknown_sign_in_method_is_a_form_error(owner_client: Client, owne
     assert response.status_code == 400
     assert "Select a valid choice" in page(response)
     assert '<details class="form-advanced" id="exchange-advanced" open>' in page(response)
+
+
+def test_16_the_network_guard_sends_nothing_to_exchange_online(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every Exchange session (EWS, autodiscover) refuses an Exchange Online URL before connecting."""
+    import requests
+
+    from calendarsync.providers.exchange import network
+
+    def no_connection(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a connection was opened")
+
+    monkeypatch.setattr(network, "connect_to_allowed_address", no_connection)
+    session = requests.Session()
+    session.mount("https://", network.GuardedHTTPAdapter())
+    for url in (
+        "https://outlook.office365.com/EWS/Exchange.asmx",
+        "https://autodiscover-s.outlook.com/autodiscover/autodiscover.svc",
+        "https://OUTLOOK.OFFICE.COM./EWS/Exchange.asmx",
+    ):
+        with (
+            network.exchange_online_refusals() as refused,
+            pytest.raises(requests.exceptions.ConnectionError),
+        ):
+            session.post(url, data=b"<soap/>", auth=("pat@contoso.com", "secret"))
+        assert [found.lower() for found in refused] == [url.lower()]  # requests lower-cases the host
+    assert not network.is_exchange_online("https://mail.contoso.com/EWS/Exchange.asmx")
+    assert not network.is_exchange_online("https://notoutlook.com/EWS/Exchange.asmx")
+
+
+def test_16_autodiscover_sent_on_to_microsoft_365_says_exchange_online(
+    owner_client: Client, owner: User, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    """The domain's autodiscover points at Microsoft 365: the guard refuses it, and the user hears
+    where the mailbox lives rather than "no server found"."""
+    import requests
+
+    from calendarsync.providers.exchange import network
+
+    settings.EXCHANGE_SERVER_URL = ""
+
+    def autodiscover(email: str, password: str) -> str:
+        session = requests.Session()
+        session.mount("https://", network.GuardedHTTPAdapter())
+        session.post(
+            "https://autodiscover-s.outlook.com/autodiscover/autodiscover.svc", auth=(email, password)
+        )
+        raise AssertionError("unreachable")
+
+    monkeypatch.setattr(exchange_client, "discover_service_endpoint", autodiscover)
+    response = owner_client.post(URL, {"email": "pat@contoso.com", "password": "secret", "server_url": ""})
+    assert response.status_code == 400
+    assert "This mailbox is in Exchange Online" in page(response)
