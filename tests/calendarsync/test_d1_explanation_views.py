@@ -149,3 +149,24 @@ def test_a6_no_why_popover_on_a_colleagues_private_item(owner: User, colleague_c
     page = html.content.decode()
     assert '<span class="private">Private</span>' in page  # listed, as a private block
     assert popover_buttons(page) == []
+
+
+def test_d1_the_help_names_every_cause_of_the_troubleshooting_article(
+    owner: User, owner_client: Client
+) -> None:
+    start_sync(owner)
+    html = owner_client.get(reverse("calendarsync:page")).content.decode()
+    help_section = html[html.index('id="sync-help"') :]
+    for cause in (
+        "One-way sync",
+        "Created before you started the sync",
+        "In the past",
+        "Type not selected",
+        "Private events",
+        "Insufficient permissions",
+        "Needs reconnect",
+        "occurrences</strong> are read-only",
+        "at most 500 activities",
+        "you may not see",
+    ):
+        assert cause in help_section, cause
