@@ -158,8 +158,9 @@ def _reason_for_activity(
         stored = _by_rules(activity, account, preferences, now)
     if stored == Reason.SYNCED and _type_deselected(activity, preferences, link):
         return Reason.TYPE_NO_LONGER_SENT  # R6: stopped syncing when its type was deselected
-    if WORDING[stored].kind == Kind.WAITING and _account_waits(account) is not None:
-        return _account_waits(account) or stored
+    waits = _account_waits(account)
+    if WORDING[stored].kind == Kind.WAITING and waits is not None:
+        return waits
     return stored
 
 
