@@ -116,7 +116,11 @@ def test_beat_enqueues_and_a_real_worker_syncs(
     sync_env.control.update_event(event_id, subject="Edited in the calendar")
     CalendarAccount.objects.filter(pk=account.pk).update(next_sync_at=timezone.now())
     wait_for(
-        lambda: Activity.objects.filter(subject="Edited in the calendar").exists(),
+        lambda: (
+            Activity.objects.filter(subject="Edited in the calendar").exists()
+            # The edit is applied before the run records its end (and writes its log): wait for that too.
+            and SyncRun.objects.filter(account=account, outcome=SyncRun.Outcome.OK).count() >= 2
+        ),
         worker_with_beat,
         "second sync",
     )
